@@ -1,0 +1,292 @@
+"""The Gaussian model of a training set (paper §3, Theorem 1; Wang & Vastola's closed form).
+
+The training set {y_i} (flattened, in [-1, 1]) is summarised by its empirical mean μ and
+biased (1/N) covariance Σ = U Λ Uᵀ. Everything else follows in closed form:
+
+* the Wiener denoiser D_G, the optimal denoiser of N(μ, Σ) and of any affine denoiser trained
+  on data with these two moments (Theorem 1);
+* its score;
+* the exact solution of the probability-flow ODE dx/dσ = (x − D_G(x;σ))/σ, which makes the
+  Gaussian model's noise → sample map a single matrix product.
+
+Tensors are torch tensors; batches are (B, d). Statistics are float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from .io import atomic_h5
+
+Sigma = float | torch.Tensor
+
+
+def _sigma_column(sigma: Sigma, x: torch.Tensor) -> torch.Tensor:
+    """σ as a (B, 1) (or scalar) tensor on x's device and dtype."""
+    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    return s.reshape(-1, 1) if s.ndim else s
+
+
+def empirical_mean_covariance(
+    chunks: Iterable[np.ndarray | torch.Tensor], device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Mean and biased covariance of a data set streamed in chunks of rows (float64).
+
+    μ = (1/N) Σ_i y_i,   Σ = (1/N) Σ_i (y_i − μ)(y_i − μ)ᵀ.
+
+    Rows are shifted by the first chunk's mean before the products are accumulated, so the
+    result does not suffer from the cancellation of E[yyᵀ] − μμᵀ; only one chunk and the d×d
+    accumulator are in memory at a time. Returns (μ, Σ, N).
+    """
+    total = None
+    n = 0
+    shift = None
+    for chunk in chunks:
+        y = torch.as_tensor(chunk).to(device=device, dtype=torch.float64)
+        if y.ndim != 2:
+            raise ValueError(f"chunks must be (rows, d) arrays, got shape {tuple(y.shape)}")
+        if y.shape[0] == 0:
+            continue
+        if shift is None:
+            d = y.shape[1]
+            shift = y.mean(0)
+            total = torch.zeros(d, dtype=torch.float64, device=device)
+            second = torch.zeros(d, d, dtype=torch.float64, device=device)
+        y = y - shift
+        total += y.sum(0)
+        second.addmm_(y.T, y)
+        n += y.shape[0]
+    if n == 0:
+        raise ValueError("cannot fit a Gaussian to an empty set of images")
+    m = total / n
+    cov = second / n - torch.outer(m, m)
+    cov = (cov + cov.T) / 2
+    return shift + m, cov, n
+
+
+def eigendecompose(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Σ = U Λ Uᵀ with eigenvalues in decreasing order, clipped at 0.
+
+    Round-off makes the tiny eigenvalues of a rank-deficient Σ (N ≤ d) slightly negative;
+    compared with σ_min² = 4e-6 they would leak noise at small σ, so λ ← max(λ, 0).
+    Returns (λ, U, number of clipped eigenvalues).
+    """
+    evals, evecs = torch.linalg.eigh(cov.to(torch.float64))
+    evals, evecs = evals.flip(0), evecs.flip(1)
+    n_clipped = int((evals < 0).sum())
+    return evals.clamp_min(0.0), evecs, n_clipped
+
+
+def wiener_denoiser(
+    x: torch.Tensor, sigma: Sigma, mean: torch.Tensor, eigenvalues: torch.Tensor, eigenvectors: torch.Tensor
+) -> torch.Tensor:
+    """Gaussian (Wiener) denoiser, the posterior mean E[y | y + σn = x] for y ~ N(μ, Σ).
+
+    D_G(x;σ) = μ + U diag(λ_k/(λ_k+σ²)) Uᵀ(x − μ).
+
+    With a truncated basis U (rank r < d) the orthogonal complement is mapped to μ.
+    """
+    s = _sigma_column(sigma, x)
+    coeff = (x - mean) @ eigenvectors
+    shrink = eigenvalues / (eigenvalues + s**2)
+    return mean + (coeff * shrink) @ eigenvectors.T
+
+
+def gaussian_score(
+    x: torch.Tensor, sigma: Sigma, mean: torch.Tensor, eigenvalues: torch.Tensor, eigenvectors: torch.Tensor
+) -> torch.Tensor:
+    """Score of the noised Gaussian p_σ = N(μ, Σ + σ²I).
+
+    ∇ log p_σ(x) = (D_G(x;σ) − x)/σ² = −(Σ + σ²I)⁻¹(x − μ).
+    """
+    s = _sigma_column(sigma, x)
+    return (wiener_denoiser(x, sigma, mean, eigenvalues, eigenvectors) - x) / s**2
+
+
+def gaussian_pf_ode_solution(
+    x_start: torch.Tensor,
+    sigma_start: float,
+    sigma: float,
+    mean: torch.Tensor,
+    eigenvalues: torch.Tensor,
+    eigenvectors: torch.Tensor,
+) -> torch.Tensor:
+    """Exact solution of the probability-flow ODE dx/dσ = (x − D_G(x;σ))/σ from σ_T to σ.
+
+    x(σ) = μ + Σ_k √((λ_k+σ²)/(λ_k+σ_T²)) c_k u_k + (σ/σ_T) r,
+
+    with c_k = ⟨x(σ_T) − μ, u_k⟩ and r the part of x(σ_T) − μ outside span(U).
+    Each eigen-coordinate obeys dc_k/dσ = σ c_k/(λ_k + σ²), which integrates to the square root.
+    """
+    centred = x_start - mean
+    coeff = centred @ eigenvectors
+    residual = centred - coeff @ eigenvectors.T
+    lam = eigenvalues
+    gain = torch.sqrt((lam + sigma**2) / (lam + sigma_start**2))
+    return mean + (coeff * gain) @ eigenvectors.T + (sigma / sigma_start) * residual
+
+
+def gaussian_sample(
+    z: torch.Tensor,
+    mean: torch.Tensor,
+    eigenvalues: torch.Tensor,
+    eigenvectors: torch.Tensor,
+    sigma_max: float = 80.0,
+) -> torch.Tensor:
+    """The Gaussian model's sample for latent z: the exact ODE map from x(σ_max) = σ_max z to σ = 0.
+
+    x(0) = μ + U diag(√(λ_k/(λ_k+σ_max²))) Uᵀ σ_max z  ≈ μ + Σ^{1/2} z for σ_max² ≫ λ.
+    """
+    return gaussian_pf_ode_solution(sigma_max * z, sigma_max, 0.0, mean, eigenvalues, eigenvectors)
+
+
+def effective_rank(eigenvalues: torch.Tensor | np.ndarray, sigma: float) -> float:
+    """Effective number of kept directions of the Wiener filter: Σ_k λ_k/(λ_k+σ²)."""
+    lam = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    return float((lam / (lam + sigma**2)).sum())
+
+
+def truncate_rank(
+    eigenvalues: torch.Tensor, eigenvectors: torch.Tensor, rank: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the top-``rank`` eigenpairs (None or rank ≥ d keeps all)."""
+    if rank is None or rank >= eigenvalues.numel():
+        return eigenvalues, eigenvectors
+    if rank < 1:
+        raise ValueError(f"rank must be >= 1, got {rank}")
+    return eigenvalues[:rank], eigenvectors[:, :rank]
+
+
+@dataclass
+class GaussianModel:
+    """μ, Λ (decreasing) and U of one training subset, plus bookkeeping."""
+
+    mean: torch.Tensor
+    eigenvalues: torch.Tensor
+    eigenvectors: torch.Tensor
+    n_images: int
+    image_shape: tuple[int, int, int]
+    n_clipped: int = 0
+
+    @property
+    def dim(self) -> int:
+        return self.mean.numel()
+
+    def to(self, device=None, dtype=None) -> "GaussianModel":
+        conv = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+        return GaussianModel(
+            conv(self.mean), conv(self.eigenvalues), conv(self.eigenvectors),
+            self.n_images, self.image_shape, self.n_clipped,
+        )  # fmt: skip
+
+    def truncated(self, rank: int | None) -> "GaussianModel":
+        lam, u = truncate_rank(self.eigenvalues, self.eigenvectors, rank)
+        return GaussianModel(self.mean, lam, u, self.n_images, self.image_shape, self.n_clipped)
+
+    def _cast(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (
+            self.mean.to(x.device, x.dtype),
+            self.eigenvalues.to(x.device, x.dtype),
+            self.eigenvectors.to(x.device, x.dtype),
+        )
+
+    def denoise(self, x: torch.Tensor, sigma: Sigma) -> torch.Tensor:
+        return wiener_denoiser(x, sigma, *self._cast(x))
+
+    def score(self, x: torch.Tensor, sigma: Sigma) -> torch.Tensor:
+        return gaussian_score(x, sigma, *self._cast(x))
+
+    def pf_ode(self, x_start: torch.Tensor, sigma_start: float, sigma: float) -> torch.Tensor:
+        return gaussian_pf_ode_solution(x_start, sigma_start, sigma, *self._cast(x_start))
+
+    def sample(self, z: torch.Tensor, sigma_max: float = 80.0) -> torch.Tensor:
+        return gaussian_sample(z, *self._cast(z), sigma_max=sigma_max)
+
+    def save(self, path: str | Path, store_dtype: str = "float64", attrs: dict | None = None) -> None:
+        """Write μ, λ, U (U in ``store_dtype``) and attributes; atomic (tmp file + rename)."""
+        with atomic_h5(path) as f:
+            f["mean"] = self.mean.cpu().numpy().astype(np.float64)
+            f["eigenvalues"] = self.eigenvalues.cpu().numpy().astype(np.float64)
+            f.create_dataset("eigenvectors", data=self.eigenvectors.cpu().numpy().astype(store_dtype))
+            f.attrs.update(
+                n_images=self.n_images, dim=self.dim, image_shape=list(self.image_shape),
+                n_clipped=self.n_clipped, covariance="biased 1/N, float64 accumulation, eigh",
+                **(attrs or {}),
+            )  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "GaussianModel":
+        with h5py.File(path, "r") as f:
+            t = lambda k: torch.from_numpy(f[k][...].astype(np.float64)).to(device)  # noqa: E731
+            return cls(
+                t("mean"), t("eigenvalues"), t("eigenvectors"), int(f.attrs["n_images"]),
+                tuple(int(v) for v in f.attrs["image_shape"]), int(f.attrs["n_clipped"]),
+            )  # fmt: skip
+
+
+def fit_gaussian(
+    chunks: Iterable[np.ndarray], image_shape: tuple[int, int, int], device: str | torch.device = "cpu"
+) -> GaussianModel:
+    """Fit the Gaussian model of a data set given as chunks of flattened float images."""
+    mean, cov, n = empirical_mean_covariance(chunks, device=device)
+    evals, evecs, n_clipped = eigendecompose(cov)
+    return GaussianModel(mean, evals, evecs, n, tuple(image_shape), n_clipped)
+
+
+def fit_gaussian_h5(
+    data_h5, split_h5, out_h5, chunk_size: int = 2048, store_dtype: str = "float64",
+    device: str = "auto", threads: int | None = None, log=None,
+) -> GaussianModel:  # fmt: skip
+    """Fit the Gaussian model of one split of a prepared data set and save it.
+
+    Images are read from HDF5 ``chunk_size`` at a time, so the data never sit in memory whole.
+    """
+    from tqdm.auto import tqdm
+
+    from .data import read_attrs, read_images, to_float
+    from .runtime import resolve_device, set_threads
+    from .splits import load_split
+
+    set_threads(threads)
+    dev = resolve_device(device)
+    idx = np.sort(load_split(split_h5))
+    attrs = read_attrs(data_h5)
+    shape = tuple(int(v) for v in read_images(data_h5, idx[:1]).shape[1:])
+    starts = range(0, len(idx), chunk_size)
+    chunks = (to_float(read_images(data_h5, idx[s : s + chunk_size])) for s in tqdm(starts, desc="covariance"))
+    model = fit_gaussian(chunks, shape, device=dev)
+    if log:
+        log.info(
+            "fitted N=%d d=%d: top eigenvalue %.4g, %d eigenvalues > 1e-8, %d clipped at 0",
+            model.n_images, model.dim, float(model.eigenvalues[0]),
+            int((model.eigenvalues > 1e-8).sum()), model.n_clipped,
+        )  # fmt: skip
+    model.save(
+        out_h5, store_dtype=store_dtype,
+        attrs={"subset": Path(split_h5).stem, "data_sha256": str(attrs.get("source_sha256", ""))},
+    )  # fmt: skip
+    return model
+
+
+def spectrum_table(gaussian_files: list[str]):
+    """Tidy table of eigenvalues: one row per (training subset, k)."""
+    import pandas as pd
+
+    frames = []
+    for path in gaussian_files:
+        with h5py.File(path, "r") as f:
+            lam = f["eigenvalues"][...]
+            subset = str(f.attrs.get("subset", Path(path).stem))
+            frames.append(
+                pd.DataFrame(
+                    {"subset": subset, "dataset_size": int(f.attrs["n_images"]),
+                     "k": np.arange(1, len(lam) + 1), "eigenvalue": lam}
+                )
+            )  # fmt: skip
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,79 @@
+"""Files: atomic writes, safe checkpoint loading, logging for workflow scripts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+
+log = logging.getLogger("hiddengauss")
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
+
+    A job killed mid-write leaves at most a hidden ``.name.tmp-PID`` file, never a file that
+    looks finished.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
+    """An HDF5 file opened for writing that appears at ``path`` only when the block succeeds."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            yield f
+
+
+def write_csv(frame, path: str | Path) -> None:
+    """Write a pandas DataFrame as CSV atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+@contextlib.contextmanager
+def script_logging(log_file: str | Path | None, name: str = "hiddengauss") -> Iterator[logging.Logger]:
+    """Send logging and stderr (tqdm bars, warnings, tracebacks) of a workflow script to its log.
+
+    Exceptions are logged with their traceback and re-raised so Snakemake marks the job failed.
+    """
+    if log_file is None:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+        yield logging.getLogger(name)
+        return
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "w", buffering=1) as stream:
+        old_stderr = sys.stderr
+        sys.stderr = stream
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        logger = logging.getLogger(name)
+        try:
+            yield logger
+        except BaseException:
+            logger.exception("job failed")
+            raise
+        finally:
+            root.removeHandler(handler)
+            sys.stderr = old_stderr

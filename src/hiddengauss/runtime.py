@@ -1,0 +1,29 @@
+"""Where and how computations run: device choice and CPU threads."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+log = logging.getLogger("hiddengauss")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but torch sees no CUDA device")
+    device = torch.device(name)
+    if device.type == "cuda":
+        log.info("device: %s (%s)", device, torch.cuda.get_device_name(device))
+    else:
+        log.info("device: cpu (%d threads)", torch.get_num_threads())
+    return device
+
+
+def set_threads(threads: int | None) -> None:
+    """Honour the rule's ``threads`` for torch's intra-op pool."""
+    if threads:
+        torch.set_num_threads(int(threads))

@@ -1,0 +1,45 @@
+"""Noise-level grids of the EDM (Karras et al. 2022) ρ-schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SIGMA_MIN = 0.002
+SIGMA_MAX = 80.0
+RHO = 7.0
+
+
+def karras_sigmas(
+    num_steps: int,
+    sigma_min: float = SIGMA_MIN,
+    sigma_max: float = SIGMA_MAX,
+    rho: float = RHO,
+) -> np.ndarray:
+    """EDM ρ-schedule, decreasing from σ_max to σ_min (no trailing zero).
+
+    σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ,  i = 0 … N−1.
+
+    ``karras_sigmas(10)`` is the paper's grid G10 (80, 42.4152, …, 0.002) and
+    ``karras_sigmas(40)`` its grid G40. A sampler appends σ_N = 0 itself.
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if not 0 < sigma_min <= sigma_max:
+        raise ValueError(f"need 0 < sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
+    if num_steps == 1:
+        return np.array([sigma_max], dtype=np.float64)
+    i = np.arange(num_steps, dtype=np.float64)
+    a, b = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    return (a + i / (num_steps - 1) * (b - a)) ** rho
+
+
+def sigma_grid(spec: str | list[float]) -> np.ndarray:
+    """A σ grid from the config: ``"G10"``/``"G40"`` (any ``G<N>``) or an explicit list."""
+    if isinstance(spec, str):
+        if not (spec.startswith("G") and spec[1:].isdigit()):
+            raise ValueError(f"unknown sigma grid {spec!r}: use 'G10', 'G40' (any 'G<N>') or a list")
+        return karras_sigmas(int(spec[1:]))
+    grid = np.asarray(spec, dtype=np.float64)
+    if grid.ndim != 1 or grid.size == 0 or np.any(grid <= 0):
+        raise ValueError(f"a sigma list must hold positive numbers, got {spec!r}")
+    return grid

@@ -1,0 +1,72 @@
+"""Config schema: bad values stop the run with a message naming the key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hiddengauss.config import ConfigError, Study, validate_config
+from hiddengauss.splits import SplitError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def base():
+    return {"dataset": {"name": "digits", "source": "digits"}, "experiments": {"dataset_size": {"sizes": [8, 16], "model_scale": 4}}}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")))
+def test_shipped_configs_validate(path):
+    cfg = validate_config(yaml.safe_load(path.read_text()))
+    Study(cfg)
+
+
+def test_defaults_filled():
+    cfg = validate_config(base())
+    assert cfg["splits"]["seed"] == 0
+    assert cfg["evaluation"]["size"] == 256
+    assert cfg["dataset"]["skip_bad_images"] is False
+
+
+def edit(path, value):
+    cfg = copy.deepcopy(base())
+    node = cfg
+    for k in path[:-1]:
+        node = node.setdefault(k, {})
+    node[path[-1]] = value
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "path,value,pattern",
+    [
+        (["splits", "seed"], "zero", r"'splits.seed': 'zero' is not of type 'integer'"),
+        (["splits", "seed"], -1, r"'splits.seed': -1 is out of range \(minimum 0\)"),
+        (["splits", "sead"], 1, r"unknown config key 'sead' under 'splits' \(allowed: seed\)"),
+        (["bogus"], 1, r"unknown config key 'bogus' at the top level"),
+        (["dataset", "source"], "imagenet", r"'dataset.source': 'imagenet' is not one of the allowed values \['digits'"),
+        (["experiments", "dataset_size", "sizes"], [], r"'experiments.dataset_size.sizes': the list must not be empty"),
+        (["experiments", "dataset_size", "sizes"], [0, 8], r"'experiments.dataset_size.sizes.0': 0 is out of range"),
+        (["experiments", "dataset_size", "model_scale"], 0, r"'experiments.dataset_size.model_scale': 0 is out of range"),
+        (["experiments", "architecture"], {"dataset_size": 8, "model_scale": 4, "archs": ["unet"]}, r"'experiments.architecture.archs.0': 'unet' is not one of"),
+        (["gaussian", "store_dtype"], "float16", r"'gaussian.store_dtype': 'float16' is not one of"),
+    ],
+)
+def test_bad_config_names_key(path, value, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        validate_config(edit(path, value))
+
+
+def test_missing_dataset_name():
+    with pytest.raises(ConfigError, match=r"'dataset': 'name' is a required property"):
+        validate_config({"dataset": {"source": "digits"}})
+
+
+def test_study_subsets_and_count_check():
+    cfg = validate_config(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    study = Study(cfg)
+    assert "n16s2" in study.training_subsets and "n1024" in study.training_subsets
+    study.check_counts(1797)
+    with pytest.raises(SplitError, match=r"1024 is larger than the 744 images available \(1000 images in dataset 'digits' minus 256 held out\)"):
+        study.check_counts(1000)

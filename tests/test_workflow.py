@@ -1,0 +1,71 @@
+"""The Snakemake workflow itself: parse-time validation, dry runs, lint, a real smoke run."""
+
+import copy
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, snakemake
+
+
+def test_bad_config_stops_before_any_job(tmp_path, smoke_config):
+    cfg = copy.deepcopy(smoke_config)
+    cfg["splits"]["seed"] = "one"
+    proc = snakemake(tmp_path, "-n", "--cores", "1", config=cfg, check=False)
+    assert proc.returncode != 0
+    assert "'splits.seed': 'one' is not of type 'integer'" in proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_size_larger_than_data_fails_at_dag_build(tmp_path, smoke_config):
+    cfg = copy.deepcopy(smoke_config)
+    cfg["experiments"]["dataset_size"]["sizes"] = [16, 5000]
+    proc = snakemake(tmp_path, "-n", "--cores", "1", config=cfg, check=False)
+    assert proc.returncode != 0
+    assert "5000 is larger than the 336 images available (400 images in dataset 'smoke' minus 64 held out)" in proc.stdout
+
+
+def test_default_config_dry_run(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--cores", "2", config=ROOT / "config" / "config.yaml")
+    assert "fit_gaussian" in proc.stdout and "prepare_dataset" in proc.stdout
+
+
+def test_lint_is_clean():
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--cores", "1"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_snakefmt_is_clean():
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_foundation_stages_run(tmp_path, smoke_config):
+    """prepare_dataset, split_dataset and fit_gaussian on the smoke config."""
+    targets = ["results/smoke/tables/spectrum.csv", "results/smoke/splits/heldout.h5"]
+    snakemake(tmp_path, *targets, "--cores", "2", config=smoke_config)
+    res = tmp_path / "results" / "smoke"
+    with h5py.File(res / "data" / "dataset.h5") as f:
+        assert f["images"].shape == (400, 1, 8, 8) and f["images"].dtype == np.uint8
+        assert f.attrs["source"] == "digits" and f.attrs["count"] == 400
+    spectrum = pd.read_csv(res / "tables" / "spectrum.csv")
+    assert set(spectrum["subset"]) == {"n16", "n128", "n16s2", "n128s2"}
+    assert (spectrum["eigenvalue"] >= 0).all()
+    # N=16 images span at most 15 directions
+    assert (spectrum.query("subset == 'n16' and eigenvalue > 1e-9")["k"].max()) <= 15
+    with h5py.File(res / "splits" / "heldout.h5") as f:
+        held = set(f["indices"][...])
+    with h5py.File(res / "splits" / "n128.h5") as f:
+        assert not held & set(f["indices"][...])
+    # nothing left to do
+    proc = snakemake(tmp_path, *targets, "-n", "--cores", "2", config=smoke_config)
+    assert "Nothing to be done" in proc.stdout
+    assert list(res.rglob("*.tmp*")) == []

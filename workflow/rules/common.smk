@@ -1,0 +1,67 @@
+# Shared set-up: config validation, the study it describes, wildcard constraints, input functions.
+import os
+import sys
+from pathlib import Path
+
+SRC = str(Path(workflow.basedir) / "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+# Scripts run in their own Python process: make the package importable there too.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+)
+
+from hiddengauss.config import ConfigError, Study, available_count, validate_config
+from hiddengauss.splits import SUBSET_PATTERN, SplitError
+
+try:
+    config = validate_config(
+        config, schema_path=Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+    )
+    study = Study(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+DATASET = study.name
+RESULTS = f"results/{DATASET}"
+
+try:
+    study.check_counts(
+        available_count(config["dataset"], f"{RESULTS}/data/dataset.h5"),
+        available_count(
+            config["evaluation"].get("dataset"), f"{RESULTS}/data/evalset.h5"
+        ),
+    )
+except SplitError as err:
+    raise WorkflowError(f"config/data mismatch: {err}") from None
+
+
+wildcard_constraints:
+    dataset=DATASET,
+    which="dataset|evalset",
+    split=SUBSET_PATTERN,
+    subset=r"n[0-9]+(?:s2)?",
+
+
+def data_source(which):
+    """The config section that describes data file ``which`` (dataset or evalset)."""
+    return config["dataset"] if which == "dataset" else config["evaluation"]["dataset"]
+
+
+def split_source(split):
+    """The data file a split indexes: held-out images may come from a separate set."""
+    if split == "heldout" and study.external_evaluation:
+        return f"{RESULTS}/data/evalset.h5"
+    return f"{RESULTS}/data/dataset.h5"
+
+
+def gaussian_models():
+    return expand(f"{RESULTS}/gaussian/{{subset}}.h5", subset=study.training_subsets)
+
+
+def get_final_output():
+    return [
+        *gaussian_models(),
+        f"{RESULTS}/splits/heldout.h5",
+        f"{RESULTS}/tables/spectrum.csv",
+    ]

@@ -1,0 +1,12 @@
+"""Rule fit_gaussian: mean, covariance and eigenbasis of one training subset."""
+
+from hiddengauss.gaussian import fit_gaussian_h5
+from hiddengauss.io import script_logging
+
+with script_logging(snakemake.log[0]) as log:
+    p = snakemake.params
+    fit_gaussian_h5(
+        snakemake.input.data, snakemake.input.split, snakemake.output[0],
+        chunk_size=p.chunk_size, store_dtype=p.store_dtype, device=p.device,
+        threads=snakemake.threads, log=log,
+    )  # fmt: skip
