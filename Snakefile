@@ -15,6 +15,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/gaussian.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

@@ -17,7 +17,7 @@ def snakemake(workdir: Path, *args: str, config: dict | Path | None = None, chec
     Returns the CompletedProcess (stdout and stderr merged into ``.stdout``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir)]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args]
     if isinstance(config, dict):
         path = workdir / "config.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -25,7 +25,7 @@ def snakemake(workdir: Path, *args: str, config: dict | Path | None = None, chec
     elif config is not None:
         cmd += ["--configfile", str(config)]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    proc = subprocess.run(cmd + list(args), cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")
     return proc

@@ -92,6 +92,32 @@ def validate_config(config: dict, schema: dict | None = None, schema_path: str |
     return out
 
 
+RUN_PATTERN = r"(?:ncsnpp|ddpmpp|adm)_c[0-9]+_n[0-9]+(?:s2)?_s[0-9]+"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: backbone, model scale (model_channels), training subset, seed."""
+
+    arch: str
+    scale: int
+    subset: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.arch}_c{self.scale}_{self.subset}_s{self.seed}"
+
+    @property
+    def size(self) -> int:
+        return splits_mod.parse_subset_id(self.subset)[0]
+
+    @classmethod
+    def parse(cls, run_id: str) -> "Run":
+        arch, scale, subset, seed = run_id.split("_")
+        return cls(arch, int(scale[1:]), subset, int(seed[1:]))
+
+
 @dataclass
 class Study:
     """What a validated config asks for, independent of Snakemake."""
@@ -112,6 +138,81 @@ class Study:
         pairs = set(exp.get("strong_generalization", {}).get("sizes", []))
         self.nested_sizes = sorted(nested | pairs)
         self.pair_sizes = sorted(pairs)
+        self.experiments = self._experiment_runs(exp)
+
+    def _experiment_runs(self, exp: dict) -> dict[str, list[tuple[Run, str]]]:
+        """Experiment -> [(run, which checkpoints: 'final' | 'all' | 'early_stop')]."""
+        arch = self.config["model"]["arch"]
+        seeds = self.config["training"]["seeds"]
+        sid = splits_mod.subset_id
+        out: dict[str, list[tuple[Run, str]]] = {}
+        if "dataset_size" in exp:
+            e = exp["dataset_size"]
+            out["dataset_size"] = [(Run(arch, e["model_scale"], sid(n), s), "final") for n in e["sizes"] for s in seeds]
+        if "model_scale" in exp:
+            e = exp["model_scale"]
+            out["model_scale"] = [(Run(arch, c, sid(e["dataset_size"]), s), "final") for c in e["scales"] for s in seeds]
+        if "training_epochs" in exp:
+            e = exp["training_epochs"]
+            out["training_epochs"] = [(Run(arch, e["model_scale"], sid(e["dataset_size"]), s), "all") for s in seeds]
+        if "strong_generalization" in exp:
+            e = exp["strong_generalization"]
+            runs = [(Run(arch, e["model_scale"], sid(n, half), s), "final")
+                    for n in e["sizes"] for half in (False, True) for s in seeds]  # fmt: skip
+            smallest = min(e["sizes"])
+            if "small_scale" in e:
+                runs += [(Run(arch, e["small_scale"], sid(smallest, half), s), "final") for half in (False, True) for s in seeds]
+            if "early_stop_epoch" in e:
+                runs += [(Run(arch, e["model_scale"], sid(smallest, half), s), "early_stop") for half in (False, True) for s in seeds]
+            out["strong_generalization"] = runs
+        if "architecture" in exp:
+            e = exp["architecture"]
+            out["architecture"] = [(Run(a, e["model_scale"], sid(e["dataset_size"]), s), "final") for a in e["archs"] for s in seeds]
+        return out
+
+    @property
+    def runs(self) -> dict[str, Run]:
+        """Every distinct training run (a run that two experiments share appears once)."""
+        return {r.id: r for rows in self.experiments.values() for r, _ in rows}
+
+    def final_epoch(self, run: Run) -> int:
+        t = self.config["training"]
+        if "epochs" in t:
+            return int(t["epochs"])
+        return max(1, round(t["duration_kimg"] * 1000 / run.size))
+
+    def early_stop_epoch(self, run: Run) -> int | None:
+        for r, which in self.experiments.get("strong_generalization", []):
+            if r == run and which == "early_stop":
+                return min(self.config["experiments"]["strong_generalization"]["early_stop_epoch"], self.final_epoch(run))
+        return None
+
+    def checkpoint_epochs(self, run: Run) -> list[int]:
+        """The run's checkpoint grid: log-spaced, final epoch and any early-stop epoch included."""
+        from .schedules import log_spaced_epochs
+
+        t = self.config["training"]
+        extra = list(t["extra_checkpoint_epochs"])
+        if self.early_stop_epoch(run):
+            extra.append(self.early_stop_epoch(run))
+        return log_spaced_epochs(self.final_epoch(run), t["checkpoints"], t["first_checkpoint_epoch"], extra)
+
+    def evaluated_epochs(self, run: Run) -> list[int]:
+        """Checkpoints of ``run`` that the analysis evaluates."""
+        epochs = {self.final_epoch(run)}
+        for rows in self.experiments.values():
+            for r, which in rows:
+                if r != run:
+                    continue
+                if which == "all":
+                    epochs |= set(self.checkpoint_epochs(run))
+                elif which == "early_stop":
+                    epochs.add(self.early_stop_epoch(run))
+        return sorted(epochs)
+
+    def evaluations(self) -> list[tuple[str, int]]:
+        """Every (run id, epoch) the analysis evaluates."""
+        return [(rid, e) for rid, run in sorted(self.runs.items()) for e in self.evaluated_epochs(run)]
 
     @property
     def external_evaluation(self) -> bool:

@@ -43,3 +43,16 @@ def sigma_grid(spec: str | list[float]) -> np.ndarray:
     if grid.ndim != 1 or grid.size == 0 or np.any(grid <= 0):
         raise ValueError(f"a sigma list must hold positive numbers, got {spec!r}")
     return grid
+
+
+def log_spaced_epochs(final_epoch: int, count: int, first_epoch: int = 1, extra: list[int] | None = None) -> list[int]:
+    """``count`` integer epochs log-spaced from ``first_epoch`` to ``final_epoch`` (both included),
+    plus the ``extra`` ones (≤ final), sorted and unique."""
+    if final_epoch < 1:
+        raise ValueError(f"final epoch must be >= 1, got {final_epoch}")
+    first = min(max(1, first_epoch), final_epoch)
+    grid = {final_epoch}
+    if count > 1:
+        grid |= {int(round(e)) for e in np.geomspace(first, final_epoch, count)}
+    grid |= {e for e in (extra or []) if 1 <= e <= final_epoch}
+    return sorted(grid)

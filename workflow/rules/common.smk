@@ -11,7 +11,14 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (SRC, os.environ.get("PYTHONPATH")) if p
 )
 
-from hiddengauss.config import ConfigError, Study, available_count, validate_config
+from hiddengauss.config import (
+    RUN_PATTERN,
+    ConfigError,
+    Run,
+    Study,
+    available_count,
+    validate_config,
+)
 from hiddengauss.splits import SUBSET_PATTERN, SplitError
 
 try:
@@ -41,6 +48,8 @@ wildcard_constraints:
     which="dataset|evalset",
     split=SUBSET_PATTERN,
     subset=r"n[0-9]+(?:s2)?",
+    run=RUN_PATTERN,
+    epoch=r"[0-9]+",
 
 
 def data_source(which):
@@ -64,4 +73,38 @@ def get_final_output():
         *gaussian_models(),
         f"{RESULTS}/splits/heldout.h5",
         f"{RESULTS}/tables/spectrum.csv",
+        *checkpoint_dirs(),
     ]
+
+
+def train_spec(run_id):
+    """Every value that determines a training run's weights (rule train's params)."""
+    run = Run.parse(run_id)
+    m, t = config["model"], config["training"]
+    return dict(
+        arch=run.arch,
+        model_channels=run.scale,
+        channel_mult=m["channel_mult"],
+        num_blocks=m["num_blocks"],
+        attn_resolutions=m["attn_resolutions"],
+        dropout=m["dropout"],
+        sigma_data=m["sigma_data"],
+        epochs=study.final_epoch(run),
+        checkpoint_epochs=study.checkpoint_epochs(run),
+        batch_size=t["batch_size"],
+        lr=t["lr"],
+        warmup_fraction=t["warmup_fraction"],
+        ema_halflife_fraction=t["ema_halflife_fraction"],
+        ema_rampup_ratio=t["ema_rampup_ratio"],
+        p_mean=t["p_mean"],
+        p_std=t["p_std"],
+        seed=run.seed,
+    )
+
+
+def hardware_params(section):
+    return {k: section[k] for k in ("device", "tf32", "bf16", "compile")}
+
+
+def checkpoint_dirs():
+    return expand(f"{RESULTS}/runs/{{run}}/checkpoints", run=sorted(study.runs))

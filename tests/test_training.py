@@ -1,0 +1,111 @@
+"""Training: overfitting, exact resume, divergence, safe checkpoint loading."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from hiddengauss.schedules import log_spaced_epochs
+from hiddengauss.training import (
+    CheckpointError,
+    TrainingDivergedError,
+    TrainSpec,
+    checkpoint_name,
+    load_checkpoint,
+    load_ema_denoiser,
+    train,
+)
+
+
+def tiny_images(n=4, seed=0):
+    g = np.random.default_rng(seed)
+    return g.integers(0, 256, size=(n, 1, 8, 8), dtype=np.uint8)
+
+
+def tiny_spec(**kw):
+    base = dict(
+        arch="ddpmpp", model_channels=8, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[],
+        dropout=0.0, img_resolution=8, img_channels=1, n_images=4, epochs=40, batch_size=4,
+        lr=2e-3, checkpoint_epochs=[5, 20, 40], seed=0,
+    )  # fmt: skip
+    base.update(kw)
+    return TrainSpec(**base)
+
+
+def test_log_spaced_epochs():
+    grid = log_spaced_epochs(64000, 8, first_epoch=100, extra=[921, 10**9])
+    assert grid[0] == 100 and grid[-1] == 64000 and 921 in grid and len(grid) == 9
+    assert log_spaced_epochs(3, 8) == [1, 2, 3]
+
+
+def test_tiny_model_overfits_four_images(tmp_path):
+    spec = tiny_spec(epochs=1500, batch_size=4, checkpoint_epochs=[1500], lr=2e-3, p_mean=-1.2, p_std=1.2)
+    log = train(spec, tiny_images(), tmp_path / "out", tmp_path / "state", progress=False)
+    first = np.mean([r["loss"] for r in log[:5]])
+    last = np.mean([r["loss"] for r in log[-5:]])
+    assert last < first / 10, (first, last)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    spec = tiny_spec(dropout=0.1)
+    images = tiny_images()
+    train(spec, images, tmp_path / "a" / "out", tmp_path / "a" / "state", progress=False)
+    # interrupted after 12 steps (the epoch-5 checkpoint is at step 5), then resumed
+    train(spec, images, tmp_path / "b" / "out", tmp_path / "b" / "state", progress=False, max_steps=12)
+    assert (tmp_path / "b" / "state" / checkpoint_name(5)).exists()
+    assert not (tmp_path / "b" / "state" / checkpoint_name(20)).exists()
+    log_b = train(spec, images, tmp_path / "b" / "out", tmp_path / "b" / "state", progress=False)
+    for e in (5, 20, 40):
+        a = load_checkpoint(tmp_path / "a" / "out" / checkpoint_name(e))
+        b = load_checkpoint(tmp_path / "b" / "out" / checkpoint_name(e))
+        for key in ("ema", "model"):
+            for name in a[key]:
+                assert torch.equal(a[key][name], b[key][name]), (e, key, name)
+        assert a["images_seen"] == b["images_seen"] == e * 4
+    assert [r["loss"] for r in log_b] == [r["loss"] for r in load_checkpoint(tmp_path / "a" / "out" / checkpoint_name(40))["loss_log"]]
+
+
+def test_changed_spec_does_not_resume(tmp_path):
+    images = tiny_images()
+    train(tiny_spec(epochs=5, checkpoint_epochs=[5]), images, tmp_path / "out", tmp_path / "state", progress=False)
+    other = tiny_spec(epochs=5, checkpoint_epochs=[5], lr=1e-3)
+    train(other, images, tmp_path / "out", tmp_path / "state", progress=False)
+    assert load_checkpoint(tmp_path / "out" / checkpoint_name(5))["fingerprint"] == other.fingerprint()
+
+
+def test_divergence_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path):
+    spec = tiny_spec(lr=1e6, epochs=200, checkpoint_epochs=[1, 200], warmup_fraction=0.0)
+    with pytest.raises(TrainingDivergedError, match="loss became (nan|inf)"):
+        train(spec, tiny_images(), tmp_path / "out", tmp_path / "state", progress=False)
+    assert (tmp_path / "state" / checkpoint_name(1)).exists()
+    assert torch.isfinite(torch.stack([v.float().sum() for v in load_checkpoint(tmp_path / "state" / checkpoint_name(1))["ema"].values()])).all()
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_checkpoint_with_code_payload_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": 1, "ema": {}, "x": Payload()}, bad)
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        load_checkpoint(bad)
+    assert not (tmp_path / "PWNED").exists()
+    with open(tmp_path / "plain.pt", "wb") as f:
+        pickle.dump(Payload(), f)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "plain.pt")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_ema_denoiser_loads_and_runs(tmp_path):
+    spec = tiny_spec(epochs=2, checkpoint_epochs=[2])
+    train(spec, tiny_images(), tmp_path / "out", tmp_path / "state", progress=False)
+    net, ckpt = load_ema_denoiser(tmp_path / "out" / checkpoint_name(2))
+    x = torch.randn(3, 1, 8, 8)
+    out = net(x, torch.full((3,), 0.5))
+    assert out.shape == x.shape and torch.isfinite(out).all() and not net.training

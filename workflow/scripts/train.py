@@ -1,0 +1,22 @@
+"""Rule train: one EDM training run with checkpoints on its epoch grid."""
+
+import pandas as pd
+
+from hiddengauss.data import read_images
+from hiddengauss.io import script_logging, write_csv
+from hiddengauss.runtime import resolve_device, set_threads
+from hiddengauss.splits import load_split
+from hiddengauss.training import Hardware, TrainSpec, train
+
+with script_logging(snakemake.log[0]) as log:
+    set_threads(snakemake.threads)
+    hw = dict(snakemake.params.hardware)
+    hw["device"] = str(resolve_device(hw["device"]))
+    idx = load_split(snakemake.input.split)
+    images = read_images(snakemake.input.data, idx)
+    spec = TrainSpec(
+        **snakemake.params.spec, n_images=len(images),
+        img_resolution=images.shape[-1], img_channels=images.shape[1],
+    )  # fmt: skip
+    loss_log = train(spec, images, snakemake.output.checkpoints, snakemake.params.state_dir, Hardware(**hw))
+    write_csv(pd.DataFrame(loss_log), snakemake.output.loss)
