@@ -266,7 +266,7 @@ def train(
         for g in opt.param_groups:
             g["lr"] = lr_at(spec, images_seen)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=hardware.bf16):
-            loss = edm_loss(step_fn, y, generator=noise_gen, p_mean=spec.p_mean, p_std=spec.p_std)
+            loss = edm_loss(step_fn, y, generator=noise_gen, p_mean=spec.p_mean, p_std=spec.p_std, sigma_data=spec.sigma_data)
         loss = loss.float().sum() / batch
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
@@ -288,7 +288,7 @@ def train(
                 pe.copy_(pm.detach().lerp(pe, beta))
             for be, bm in zip(ema.buffers(), model.buffers()):
                 be.copy_(bm)
-        window += float(loss) * batch
+        window += float(loss.detach()) * batch
         window_n += batch
         bar.update(batch)
         if step % log_every == 0 or images_seen == pending[0] * spec.n_images:
