@@ -1,38 +1,45 @@
-"""EDM (Karras et al. 2022): preconditioning of the denoiser and the training loss."""
+"""EDM (Karras et al. 2022): denoiser preconditioning, loss weighting, training noise levels, loss.
+
+Convention (paper_spec §1.2): noisy data x = y + σn with n ~ N(0, I); the denoiser D(x;σ)
+estimates E[y | x]; the score is (D(x;σ) − x)/σ². σ_d (``sigma_data``) = 0.5.
+"""
 
 from __future__ import annotations
 
 import torch
 
 
-def edm_preconditioning(sigma: torch.Tensor, sigma_data: float = 0.5):
-    """EDM scalings of D(x;σ) = c_skip·x + c_out·F(c_in·x; c_noise).
+def edm_preconditioning(sigma, sigma_data: float = 0.5):
+    """Scalings of D(x;σ) = c_skip·x + c_out·F(c_in·x; c_noise):
 
     c_skip = σd²/(σ²+σd²),  c_out = σ·σd/√(σ²+σd²),  c_in = 1/√(σ²+σd²),  c_noise = ln(σ)/4.
+
+    ``sigma`` may be a number or a tensor of any shape; returns four tensors of that shape.
     """
     sigma = torch.as_tensor(sigma)
-    denom = sigma**2 + sigma_data**2
-    return sigma_data**2 / denom, sigma * sigma_data / denom.sqrt(), 1 / denom.sqrt(), sigma.log() / 4
+    s2 = sigma**2 + sigma_data**2
+    return sigma_data**2 / s2, sigma * sigma_data / s2.sqrt(), 1 / s2.sqrt(), sigma.log() / 4
 
 
-def edm_loss_weight(sigma: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
-    """EDM loss weight λ(σ) = (σ²+σd²)/(σ·σd)², which makes λ·c_out² = 1."""
+def edm_loss_weight(sigma, sigma_data: float = 0.5) -> torch.Tensor:
+    """Loss weight λ(σ) = (σ²+σd²)/(σ·σd)², the inverse of c_out², so F's target has unit weight."""
     sigma = torch.as_tensor(sigma)
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
-def sample_training_sigmas(
-    n: int, p_mean: float = -1.2, p_std: float = 1.2, generator: torch.Generator | None = None, device=None
-) -> torch.Tensor:
-    """Training noise levels: ln σ ~ N(P_mean, P_std²)."""
+def sample_training_sigmas(n: int, p_mean: float = -1.2, p_std: float = 1.2,
+                           generator: torch.Generator | None = None, device=None) -> torch.Tensor:  # fmt: skip
+    """Training noise levels, shape (n,): ln σ ~ N(P_mean, P_std²)."""
     return (torch.randn(n, generator=generator, device=device) * p_std + p_mean).exp()
 
 
 class EDMDenoiser(torch.nn.Module):
-    """D(x;σ) = c_skip·x + c_out·F(c_in·x; c_noise) around a backbone F (EDM preconditioning).
+    """D(x;σ) = c_skip(σ)·x + c_out(σ)·F(c_in(σ)·x; c_noise(σ)) around a backbone F.
 
-    ``sigma`` may be a number, a 0-d tensor or one value per sample. The backbone runs in
-    float32 (or under autocast); the skip term keeps x's dtype (float64 sampling works).
+    ``forward(x, sigma, augment_labels=None)`` takes x of shape (B, C, H, W) and σ as a number,
+    a 0-d tensor or a per-sample tensor of shape (B,) (broadcast to (B,1,1,1)). The scalings and
+    the skip term are computed in x's dtype; F runs in float32. So a float64 sampler state gets a
+    float64 result whose network part has float32 precision.
     """
 
     def __init__(self, net: torch.nn.Module, sigma_data: float = 0.5):
@@ -49,23 +56,21 @@ class EDMDenoiser(torch.nn.Module):
         return c_skip * x + c_out * f.to(x.dtype)
 
 
-def edm_loss(
-    denoiser: torch.nn.Module,
-    images: torch.Tensor,
-    generator: torch.Generator | None = None,
-    p_mean: float = -1.2,
-    p_std: float = 1.2,
-    sigma_data: float = 0.5,
-    augment_labels: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Per-image EDM loss λ(σ)·‖D(y + σn; σ) − y‖², ln σ ~ N(P_mean, P_std²), n ~ N(0, I).
+def edm_loss(denoiser: torch.nn.Module, images: torch.Tensor, generator: torch.Generator | None = None,
+             p_mean: float = -1.2, p_std: float = 1.2, augment_labels: torch.Tensor | None = None, *,
+             sigma_data: float | None = None) -> torch.Tensor:  # fmt: skip
+    """Per-image EDM loss, shape (B,): loss_i = λ(σ_i)·Σ_pixels (D(y_i + σ_i·n_i; σ_i) − y_i)².
 
-    Summed over pixels for each image (EDM's training loop then divides the batch sum by the
-    batch size). All randomness comes from ``generator``.
+    ln σ_i ~ N(P_mean, P_std²) and n_i ~ N(0, I), both drawn from ``generator`` (σ first, then n),
+    so a seeded generator makes the loss reproducible. The loss is *summed* over the C·H·W pixels
+    of each image, as in EDM, whose training loop then divides the batch sum by the batch size
+    (``loss.sum()/batch``): it is per image, not per pixel, which matters when porting the lr.
+    ``sigma_data`` defaults to the denoiser's.
     """
-    b = images.shape[0]
-    sigma = sample_training_sigmas(b, p_mean, p_std, generator, images.device).reshape(-1, 1, 1, 1)
+    if sigma_data is None:
+        sigma_data = getattr(denoiser, "sigma_data", 0.5)
+    sigma = sample_training_sigmas(images.shape[0], p_mean, p_std, generator, images.device).to(images.dtype)
     noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
-    denoised = denoiser(images + sigma * noise, sigma.flatten(), augment_labels)
-    weight = edm_loss_weight(sigma, sigma_data)
-    return (weight * (denoised - images) ** 2).flatten(1).sum(1)
+    s = sigma.reshape(-1, 1, 1, 1)
+    denoised = denoiser(images + s * noise, sigma, augment_labels)
+    return edm_loss_weight(sigma, sigma_data) * (denoised - images).square().flatten(1).sum(1)

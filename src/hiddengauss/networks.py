@@ -1,322 +1,424 @@
-"""Denoiser backbones F(x; c_noise) of the paper: DDPM++ / NCSN++ (Song et al.) and ADM (Dhariwal & Nichol).
+"""Denoiser backbones F(x_in; c_noise) of the paper's three EDM models.
 
-Written from the architecture descriptions in EDM (Karras et al. 2022, appendix F) so that the
-layer structure, initialisation and parameter counts match the official networks:
+* ``ncsnpp`` (EDM-VE): Song et al.'s U-Net with random-Fourier noise embedding, a residual
+  encoder branch and [1,3,3,1] FIR resampling;
+* ``ddpmpp`` (EDM-VP): the same U-Net with sinusoidal noise embedding, a plain encoder and
+  [1,1] (box) resampling;
+* ``adm`` (EDM-ADM): Dhariwal & Nichol's U-Net.
 
-* ``ddpmpp`` — SongUNet with positional noise embedding, standard encoder, [1,1] resampling (EDM-VP);
-* ``ncsnpp`` — SongUNet with Fourier noise embedding, residual encoder, [1,3,3,1] FIR resampling (EDM-VE);
-* ``adm`` — the ADM U-Net (EDM-ADM).
+Written from the architecture descriptions (EDM paper appendix F and the Song / Dhariwal papers),
+not from EDM's source. Layer widths, layer order, initialisation and parameter counts follow the
+NVlabs EDM networks, so that the paper's "model scale" (``model_channels``, EDM's ``--cbase``)
+means the same network: NCSN++ at 64×64, [1,2,2,2], 4 blocks, attention at 16, augment_dim 9 has
+64,583 parameters at model_channels 4 and 62,761,091 at 128, as the official network.
 
-The capacity knob of the paper ("model scale") is ``model_channels``.
+Every backbone has the call signature ``net(x_in, c_noise, augment_labels=None)`` with
+x_in of shape (B, C, H, W) and c_noise of shape (B,), and returns a tensor shaped like x_in.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+ARCHS = ("ncsnpp", "ddpmpp", "adm")
 
-def _init(shape, mode: str, fan_in: int, fan_out: int) -> torch.Tensor:
-    if mode == "xavier_uniform":
-        return math.sqrt(6 / (fan_in + fan_out)) * (torch.rand(*shape) * 2 - 1)
-    if mode == "kaiming_uniform":
-        return math.sqrt(3 / fan_in) * (torch.rand(*shape) * 2 - 1)
-    raise ValueError(f"unknown init mode {mode}")
+
+# ----------------------------------------------------------------------------------------------
+# Initialisation and primitive layers
+
+
+def _init_tensor(shape: Sequence[int], mode: str, fan_in: int, fan_out: int, scale: float) -> torch.Tensor:
+    """U(−b, b)·scale with b = √(6/(fan_in+fan_out)) (xavier_uniform) or √(3/fan_in) (kaiming_uniform)."""
+    bound = {"xavier_uniform": math.sqrt(6 / (fan_in + fan_out)), "kaiming_uniform": math.sqrt(3 / fan_in)}[mode]
+    return (torch.rand(*shape) * 2 - 1) * (bound * scale)
 
 
 class Dense(nn.Module):
-    """Fully connected layer with EDM-style initialisation."""
+    """Fully connected layer y = W·x + b; W is initialised by ``mode``·w_scale, b by ``mode``·b_scale."""
 
-    def __init__(self, cin: int, cout: int, bias=True, mode="xavier_uniform", w_scale=1.0, b_scale=0.0):
+    def __init__(self, cin: int, cout: int, bias: bool = True, mode: str = "xavier_uniform",
+                 w_scale: float = 1.0, b_scale: float = 0.0):  # fmt: skip
         super().__init__()
-        self.weight = nn.Parameter(_init((cout, cin), mode, cin, cout) * w_scale)
-        self.bias = nn.Parameter(_init((cout,), mode, cin, cout) * b_scale) if bias else None
+        self.weight = nn.Parameter(_init_tensor((cout, cin), mode, cin, cout, w_scale))
+        self.bias = nn.Parameter(_init_tensor((cout,), mode, cin, cout, b_scale)) if bias else None
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
 
-class Conv(nn.Module):
-    """k×k convolution with optional 2× up/down-sampling by a separable FIR filter.
+def fir_filter(taps: Sequence[float]) -> torch.Tensor:
+    """Separable 2-D FIR kernel f·fᵀ/(Σf)², shape (1, 1, k, k)."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    return (torch.outer(f, f) / f.sum() ** 2)[None, None]
 
-    ``kernel=0`` gives a pure resampling layer. ``fused`` applies the filter and the
-    convolution in one padded pass (the NCSN++ residual encoder branch).
+
+def fir_upsample(x: torch.Tensor, fir: torch.Tensor) -> torch.Tensor:
+    """2× up-sampling: depthwise transposed convolution (stride 2) with the filter ×4."""
+    c = x.shape[1]
+    return F.conv_transpose2d(x, (fir * 4).repeat(c, 1, 1, 1), stride=2, padding=(fir.shape[-1] - 1) // 2, groups=c)
+
+
+def fir_downsample(x: torch.Tensor, fir: torch.Tensor, padding: int | None = None) -> torch.Tensor:
+    """2× down-sampling: depthwise strided convolution (stride 2) with the filter."""
+    c = x.shape[1]
+    pad = (fir.shape[-1] - 1) // 2 if padding is None else padding
+    return F.conv2d(x, fir.repeat(c, 1, 1, 1), stride=2, padding=pad, groups=c)
+
+
+class Conv(nn.Module):
+    """k×k convolution (k = 0: none), optionally preceded by FIR 2× up- or down-sampling.
+
+    ``fused_down`` applies the convolution first, zero-padded by the filter's half-width as
+    well, and then the strided filter, i.e. the down-sampling and the convolution act as one
+    larger strided kernel (used by NCSN++'s residual encoder branch).
     """
 
-    def __init__(self, cin, cout, kernel, bias=True, up=False, down=False, fir=(1, 1), fused=False,
-                 mode="xavier_uniform", w_scale=1.0, b_scale=0.0):  # fmt: skip
+    def __init__(self, cin: int, cout: int, kernel: int, *, bias: bool = True, resample: str | None = None,
+                 fir: Sequence[float] = (1, 1), fused_down: bool = False, mode: str = "xavier_uniform",
+                 w_scale: float = 1.0, b_scale: float = 0.0):  # fmt: skip
         super().__init__()
-        self.cin, self.cout, self.up, self.down, self.fused = cin, cout, up, down, fused
-        fan_in, fan_out = cin * kernel * kernel, cout * kernel * kernel
-        self.weight = nn.Parameter(_init((cout, cin, kernel, kernel), mode, fan_in, fan_out) * w_scale) if kernel else None
-        self.bias = nn.Parameter(_init((cout,), mode, fan_in, fan_out) * b_scale) if kernel and bias else None
-        f = torch.as_tensor(fir, dtype=torch.float32)
-        self.register_buffer("fir", (torch.outer(f, f) / f.sum() ** 2)[None, None] if up or down else None)
+        assert resample in (None, "up", "down") and not (fused_down and resample != "down")
+        self.cin, self.cout, self.kernel, self.resample, self.fused_down = cin, cout, kernel, resample, fused_down
+        fan_in, fan_out = cin * kernel**2, cout * kernel**2
+        self.weight = nn.Parameter(_init_tensor((cout, cin, kernel, kernel), mode, fan_in, fan_out, w_scale)) if kernel else None
+        self.bias = nn.Parameter(_init_tensor((cout,), mode, fan_in, fan_out, b_scale)) if kernel and bias else None
+        self.register_buffer("fir", fir_filter(fir) if resample else None)
 
-    def forward(self, x):
-        w = None if self.weight is None else self.weight.to(x.dtype)
-        f = None if self.fir is None else self.fir.to(x.dtype)
-        w_pad = w.shape[-1] // 2 if w is not None else 0
-        f_pad = (f.shape[-1] - 1) // 2 if f is not None else 0
-        if self.fused and self.up and w is not None:
-            x = F.conv_transpose2d(x, (f * 4).tile(self.cin, 1, 1, 1), groups=self.cin, stride=2, padding=max(f_pad - w_pad, 0))
-            x = F.conv2d(x, w, padding=max(w_pad - f_pad, 0))
-        elif self.fused and self.down and w is not None:
-            x = F.conv2d(x, w, padding=w_pad + f_pad)
-            x = F.conv2d(x, f.tile(self.cout, 1, 1, 1), groups=self.cout, stride=2)
-        else:
-            if self.up:
-                x = F.conv_transpose2d(x, (f * 4).tile(self.cin, 1, 1, 1), groups=self.cin, stride=2, padding=f_pad)
-            if self.down:
-                x = F.conv2d(x, f.tile(self.cin, 1, 1, 1), groups=self.cin, stride=2, padding=f_pad)
-            if w is not None:
-                x = F.conv2d(x, w, padding=w_pad)
-        if self.bias is not None:
-            x = x + self.bias.to(x.dtype).reshape(1, -1, 1, 1)
-        return x
+    def _conv(self, x: torch.Tensor, padding: int) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.conv2d(x, self.weight.to(x.dtype), bias, padding=padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fir = None if self.fir is None else self.fir.to(x.dtype)
+        if self.fused_down and self.kernel:
+            x = F.conv2d(x, self.weight.to(x.dtype), padding=self.kernel // 2 + (fir.shape[-1] - 1) // 2)
+            x = fir_downsample(x, fir, padding=0)
+            return x if self.bias is None else x + self.bias.to(x.dtype)[:, None, None]
+        if self.resample == "up":
+            x = fir_upsample(x, fir)
+        elif self.resample == "down":
+            x = fir_downsample(x, fir)
+        return self._conv(x, self.kernel // 2) if self.kernel else x
 
 
 class Norm(nn.GroupNorm):
-    """GroupNorm with min(32, C/4) groups, so that widths down to 4 channels work."""
+    """GroupNorm with min(32, C/4) groups (≥ 4 channels per group, so widths down to 4 work).
+
+    If that group count does not divide C (where the EDM layer would fail) the next smaller
+    divisor is used; the parameter count (2C) is the same either way.
+    """
 
     def __init__(self, channels: int, eps: float = 1e-5):
-        super().__init__(num_groups=min(32, max(channels // 4, 1)), num_channels=channels, eps=eps)
+        groups = max(min(32, channels // 4), 1)
+        while channels % groups:
+            groups -= 1
+        super().__init__(num_groups=groups, num_channels=channels, eps=eps)
 
 
-class Block(nn.Module):
-    """Residual block (GroupNorm–SiLU–conv ×2, noise-embedding modulation) with optional
-    up/down-sampling and an optional self-attention layer after it."""
+# ----------------------------------------------------------------------------------------------
+# U-Net blocks
 
-    def __init__(self, cin, cout, emb_channels, up=False, down=False, attention=False, heads=None,
-                 channels_per_head=64, dropout=0.0, skip_scale=1.0, eps=1e-5, fir=(1, 1),
-                 resample_proj=False, adaptive_scale=True, init=None, init_zero=None, init_attn=None):  # fmt: skip
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over pixels: x + proj(softmax(qᵀk/√c)·v), times ``skip_scale``.
+
+    q, k, v come from one 1×1 convolution of the group-normalised input; the logits and the
+    softmax are evaluated in float32 (autocast is switched off for them).
+    """
+
+    def __init__(self, channels: int, heads: int, eps: float, qkv_init: dict, proj_init: dict, skip_scale: float):
         super().__init__()
-        init = init or {}
-        init_zero = init_zero or {"w_scale": 0.0}
+        self.heads, self.skip_scale = heads, skip_scale
+        self.norm = Norm(channels, eps)
+        self.qkv = Conv(channels, channels * 3, 1, **qkv_init)
+        self.proj = Conv(channels, channels, 1, **proj_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b * self.heads, c // self.heads, 3, h * w).unbind(2)
+        with torch.autocast(x.device.type, enabled=False):  # float32 logits and softmax even under autocast
+            logits = torch.einsum("ncq,nck->nqk", q.float(), k.float()) / math.sqrt(q.shape[1])
+            weights = logits.softmax(dim=2)
+        out = torch.einsum("nqk,nck->ncq", weights.to(v.dtype), v)
+        return (x + self.proj(out.reshape(b, c, h, w))) * self.skip_scale
+
+
+class ResBlock(nn.Module):
+    """Residual block conditioned on the embedding, with optional resampling and attention.
+
+    h = conv0(SiLU(GN(x)))  (conv0 also up/down-samples), then the embedding enters either as an
+    additive bias (h = SiLU(GN(h + A·emb))) or, with ``adaptive_scale``, as a scale and shift
+    (h = SiLU(GN(h)·(1 + s) + t)); h = conv1(dropout(h)); out = (h + skip(x))·skip_scale, where
+    skip is the identity, or a 1×1 conv (a pure resampling if ``resample_proj`` is off and the
+    width is kept) when the width or resolution changes. A :class:`SelfAttention` follows if
+    ``heads`` > 0.
+    """
+
+    def __init__(self, cin: int, cout: int, emb_channels: int, *, resample: str | None = None, heads: int = 0,
+                 dropout: float = 0.0, skip_scale: float = 1.0, eps: float = 1e-5, fir: Sequence[float] = (1, 1),
+                 resample_proj: bool = False, adaptive_scale: bool = True, init: dict, init_zero: dict,
+                 init_attn: dict | None = None):  # fmt: skip
+        super().__init__()
         self.cin, self.cout = cin, cout
-        self.heads = 0 if not attention else (heads if heads is not None else cout // channels_per_head)
         self.dropout, self.skip_scale, self.adaptive_scale = dropout, skip_scale, adaptive_scale
         self.norm0 = Norm(cin, eps)
-        self.conv0 = Conv(cin, cout, 3, up=up, down=down, fir=fir, **init)
+        self.conv0 = Conv(cin, cout, 3, resample=resample, fir=fir, **init)
         self.affine = Dense(emb_channels, cout * (2 if adaptive_scale else 1), **init)
         self.norm1 = Norm(cout, eps)
         self.conv1 = Conv(cout, cout, 3, **init_zero)
         self.skip = None
-        if cout != cin or up or down:
-            k = 1 if resample_proj or cout != cin else 0
-            self.skip = Conv(cin, cout, k, up=up, down=down, fir=fir, **init)
-        if self.heads:
-            self.norm2 = Norm(cout, eps)
-            self.qkv = Conv(cout, cout * 3, 1, **(init_attn if init_attn is not None else init))
-            self.proj = Conv(cout, cout, 1, **init_zero)
+        if cout != cin or resample:
+            kernel = 1 if (resample_proj or cout != cin) else 0
+            self.skip = Conv(cin, cout, kernel, resample=resample, fir=fir, **init)
+        self.attn = SelfAttention(cout, heads, eps, init_attn or init, init_zero, skip_scale) if heads else None
 
-    def forward(self, x, emb):
-        orig = x
-        x = self.conv0(F.silu(self.norm0(x)))
-        p = self.affine(emb)[:, :, None, None].to(x.dtype)
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv0(F.silu(self.norm0(x)))
+        e = self.affine(emb)[:, :, None, None].to(h.dtype)
         if self.adaptive_scale:
-            scale, shift = p.chunk(2, dim=1)
-            x = F.silu(torch.addcmul(shift, self.norm1(x), scale + 1))
+            scale, shift = e.chunk(2, dim=1)
+            h = F.silu(self.norm1(h) * (scale + 1) + shift)
         else:
-            x = F.silu(self.norm1(x + p))
-        x = self.conv1(F.dropout(x, p=self.dropout, training=self.training))
-        x = (x + (self.skip(orig) if self.skip is not None else orig)) * self.skip_scale
-        if self.heads:
-            n, c, h, w = x.shape
-            q, k, v = self.qkv(self.norm2(x)).reshape(n * self.heads, c // self.heads, 3, h * w).unbind(2)
-            logits = torch.einsum("ncq,nck->nqk", q.float(), k.float() / math.sqrt(q.shape[1]))
-            a = torch.einsum("nqk,nck->ncq", logits.softmax(dim=2).to(v.dtype), v)
-            x = (self.proj(a.reshape(n, c, h, w)) + x) * self.skip_scale
-        return x
+            h = F.silu(self.norm1(h + e))
+        h = self.conv1(F.dropout(h, p=self.dropout, training=self.training))
+        h = (h + (x if self.skip is None else self.skip(x))) * self.skip_scale
+        return h if self.attn is None else self.attn(h)
 
 
-class PositionalEmbedding(nn.Module):
-    """Transformer sinusoidal embedding of the noise label: [cos(c·ω_j), sin(c·ω_j)]."""
+# ----------------------------------------------------------------------------------------------
+# Noise-level embeddings
 
-    def __init__(self, channels: int, max_positions: int = 10000, endpoint: bool = False):
+
+class SinusoidalEmbedding(nn.Module):
+    """Transformer-style embedding of c_noise: cos(c·ω_j) and sin(c·ω_j), ω_j = (1/max_positions)^(j/(J−e)).
+
+    j = 0…J−1 with J = channels/2 and e = 1 if ``endpoint`` else 0. ``sin_first`` puts the sine
+    half first (the order the NCSN++/DDPM++ mapping network sees).
+    """
+
+    def __init__(self, channels: int, max_positions: int = 10000, endpoint: bool = False, sin_first: bool = False):
         super().__init__()
-        self.channels, self.max_positions, self.endpoint = channels, max_positions, endpoint
+        self.channels, self.max_positions, self.endpoint, self.sin_first = channels, max_positions, endpoint, sin_first
 
-    def forward(self, x):
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
         half = self.channels // 2
-        freqs = torch.arange(half, dtype=torch.float32, device=x.device) / (half - (1 if self.endpoint else 0))
-        freqs = (1 / self.max_positions) ** freqs
-        x = torch.outer(x, freqs.to(x.dtype))
-        return torch.cat([x.cos(), x.sin()], dim=1)
+        exponent = torch.arange(half, dtype=torch.float32, device=c.device) / (half - int(self.endpoint))
+        arg = torch.outer(c, ((1 / self.max_positions) ** exponent).to(c.dtype))
+        return torch.cat([arg.sin(), arg.cos()] if self.sin_first else [arg.cos(), arg.sin()], dim=1)
 
 
 class FourierEmbedding(nn.Module):
-    """Random Fourier features of the noise label: [cos(2π c f_j), sin(2π c f_j)], f_j ~ N(0, scale²)."""
+    """Random Fourier features of c_noise: sin(2π·f_j·c) and cos(2π·f_j·c), f_j ~ N(0, scale²).
 
-    def __init__(self, channels: int, scale: float = 16):
+    The frequencies are a buffer drawn once at construction (so they are saved with the weights).
+    """
+
+    def __init__(self, channels: int, scale: float = 16.0):
         super().__init__()
         self.register_buffer("freqs", torch.randn(channels // 2) * scale)
 
-    def forward(self, x):
-        x = torch.outer(x, (2 * np.pi * self.freqs).to(x.dtype))
-        return torch.cat([x.cos(), x.sin()], dim=1)
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        arg = torch.outer(c, (2 * math.pi * self.freqs).to(c.dtype))
+        return torch.cat([arg.sin(), arg.cos()], dim=1)
 
 
-class SongUNet(nn.Module):
-    """DDPM++ / NCSN++ U-Net (Song et al. 2021) as configured in EDM."""
+# ----------------------------------------------------------------------------------------------
+# U-Nets
 
-    def __init__(self, img_resolution, in_channels, out_channels, augment_dim=0, model_channels=128,
-                 channel_mult=(1, 2, 2, 2), channel_mult_emb=4, num_blocks=4, attn_resolutions=(16,),
-                 dropout=0.10, embedding_type="positional", channel_mult_noise=1, encoder_type="standard",
-                 fir=(1, 1)):  # fmt: skip
+
+class _UNet(nn.Module):
+    """Shared skeleton: noise mapping network, encoder with skip connections, decoder, output head.
+
+    Mapping: emb = SiLU(map_layer1(SiLU(map_layer0(embed(c_noise) [+ map_augment(aug)])))).
+    Encoder level ℓ (resolution res/2^ℓ, width model_channels·mult_ℓ): level 0 starts with a 3×3
+    conv, later levels with a down-sampling block; then ``num_blocks`` blocks. Every encoder output
+    is kept as a skip. Decoder, from the lowest resolution up: two blocks ``in0`` (with attention)
+    and ``in1`` at the bottom, an up-sampling block elsewhere; then ``num_blocks + 1`` blocks that
+    each concatenate one skip. Output: GroupNorm → SiLU → 3×3 conv.
+    """
+
+    def _build(self, *, img_resolution: int, in_channels: int, out_channels: int, model_channels: int,
+               channel_mult: Sequence[int], num_blocks: int, first_width: int, block, enc_heads, dec_heads,
+               bottom_heads: int, residual_aux: dict | None, out_eps: float, out_init: dict) -> None:  # fmt: skip
+        self.img_resolution, self.in_channels, self.out_channels = img_resolution, in_channels, out_channels
+        self.enc, self.enc_aux, self.dec = nn.ModuleDict(), nn.ModuleDict(), nn.ModuleDict()
+        self.dec_takes_skip: set[str] = set()
+        widths, c, c_aux = [], in_channels, in_channels
+        for level, mult in enumerate(channel_mult):
+            res = img_resolution >> level
+            if level == 0:
+                self.enc[f"r{res}_conv"] = Conv(c, first_width, 3, **block["init"])
+                c = first_width
+            else:
+                self.enc[f"r{res}_down"] = block_fn(block, c, c, resample="down")
+                if residual_aux is not None:  # image-pyramid branch: fused FIR-down 3×3 conv
+                    self.enc_aux[f"r{res}_down"] = Conv(c_aux, c, 3, resample="down", fused_down=True, **residual_aux)
+                    c_aux = c
+            widths.append(c)
+            for i in range(num_blocks):
+                cout = model_channels * mult
+                self.enc[f"r{res}_block{i}"] = block_fn(block, c, cout, heads=enc_heads(res, cout))
+                widths.append(c := cout)
+        for level, mult in reversed(list(enumerate(channel_mult))):
+            res = img_resolution >> level
+            if level == len(channel_mult) - 1:
+                self.dec[f"r{res}_in0"] = block_fn(block, c, c, heads=bottom_heads(c))
+                self.dec[f"r{res}_in1"] = block_fn(block, c, c)
+            else:
+                self.dec[f"r{res}_up"] = block_fn(block, c, c, resample="up")
+            for i in range(num_blocks + 1):
+                cout = model_channels * mult
+                name = f"r{res}_block{i}"
+                self.dec[name] = block_fn(block, c + widths.pop(), cout, heads=dec_heads(res, i, cout))
+                self.dec_takes_skip.add(name)
+                c = cout
+        self.out_norm = Norm(c, eps=out_eps)
+        self.out_conv = Conv(c, out_channels, 3, **out_init)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, augment_labels: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.map_noise(c_noise)
+        if self.map_augment is not None and augment_labels is not None:
+            emb = emb + self.map_augment(augment_labels.to(emb.dtype))
+        emb = F.silu(self.map_layer1(F.silu(self.map_layer0(emb))))
+        skips, aux = [], x
+        for name, layer in self.enc.items():
+            x = layer(x, emb) if isinstance(layer, ResBlock) else layer(x)
+            if name in self.enc_aux:  # NCSN++ residual encoder: (x + aux_conv(aux))/√2 feeds both paths
+                x = aux = (x + self.enc_aux[name](aux)) / math.sqrt(2)
+            skips.append(x)
+        for name, layer in self.dec.items():
+            if name in self.dec_takes_skip:
+                x = torch.cat([x, skips.pop()], dim=1)
+            x = layer(x, emb)
+        return self.out_conv(F.silu(self.out_norm(x)))
+
+
+def block_fn(block: dict, cin: int, cout: int, **kw) -> ResBlock:
+    """A :class:`ResBlock` with the network-wide settings in ``block`` plus per-block ``kw``."""
+    return ResBlock(cin, cout, **{**block, **kw})
+
+
+class SongUNet(_UNet):
+    """DDPM++ / NCSN++ U-Net (Song et al. 2021) in EDM's configuration.
+
+    Xavier-uniform init (biases 0), 1e-5-scaled init of every block's second conv, of the attention
+    output projection and of the output conv, √0.2-scaled QKV; single-head attention at
+    ``attn_resolutions`` (last decoder block of a level only) and at the bottleneck; blocks without
+    adaptive scale, skip scale √½, GroupNorm eps 1e-6, 1×1 projection on resampling skips.
+    Noise embedding of width model_channels·channel_mult_noise, either sinusoidal (endpoint, sine
+    half first) or random Fourier (scale 16); embedding width model_channels·channel_mult_emb.
+    ``encoder_type='residual'`` adds NCSN++'s input-pyramid branch.
+    """
+
+    def __init__(self, img_resolution: int, in_channels: int, out_channels: int, augment_dim: int = 0,
+                 model_channels: int = 128, channel_mult: Sequence[int] = (1, 2, 2, 2), channel_mult_emb: int = 4,
+                 num_blocks: int = 4, attn_resolutions: Sequence[int] = (16,), dropout: float = 0.10,
+                 embedding_type: str = "positional", channel_mult_noise: int = 1, encoder_type: str = "standard",
+                 resample_filter: Sequence[float] = (1, 1)):  # fmt: skip
         super().__init__()
-        self.img_resolution, self.in_channels = img_resolution, in_channels
+        if embedding_type not in ("positional", "fourier") or encoder_type not in ("standard", "residual"):
+            raise ValueError(f"unsupported embedding_type {embedding_type!r} / encoder_type {encoder_type!r}")
         emb_ch, noise_ch = model_channels * channel_mult_emb, model_channels * channel_mult_noise
         init = {"mode": "xavier_uniform"}
         init_zero = {"mode": "xavier_uniform", "w_scale": 1e-5}
-        kw = dict(emb_channels=emb_ch, heads=1, dropout=dropout, skip_scale=math.sqrt(0.5), eps=1e-6, fir=fir,
-                  resample_proj=True, adaptive_scale=False, init=init, init_zero=init_zero,
-                  init_attn={"mode": "xavier_uniform", "w_scale": math.sqrt(0.2)})  # fmt: skip
-        self.map_noise = (PositionalEmbedding(noise_ch, endpoint=True) if embedding_type == "positional"
+        block = dict(emb_channels=emb_ch, dropout=dropout, skip_scale=math.sqrt(0.5), eps=1e-6, fir=tuple(resample_filter),
+                     resample_proj=True, adaptive_scale=False, init=init, init_zero=init_zero,
+                     init_attn={"mode": "xavier_uniform", "w_scale": math.sqrt(0.2)})  # fmt: skip
+        self.map_noise = (SinusoidalEmbedding(noise_ch, endpoint=True, sin_first=True) if embedding_type == "positional"
                           else FourierEmbedding(noise_ch))  # fmt: skip
         self.map_augment = Dense(augment_dim, noise_ch, bias=False, **init) if augment_dim else None
         self.map_layer0 = Dense(noise_ch, emb_ch, **init)
         self.map_layer1 = Dense(emb_ch, emb_ch, **init)
-
-        self.enc = nn.ModuleDict()
-        cout = caux = in_channels
-        for level, mult in enumerate(channel_mult):
-            res = img_resolution >> level
-            if level == 0:
-                cout, cin = model_channels, cout
-                self.enc[f"{res}_conv"] = Conv(cin, cout, 3, **init)
-            else:
-                self.enc[f"{res}_down"] = Block(cout, cout, down=True, **kw)
-                if encoder_type == "residual":
-                    self.enc[f"{res}_aux_residual"] = Conv(caux, cout, 3, down=True, fir=fir, fused=True, **init)
-                    caux = cout
-            for i in range(num_blocks):
-                cin, cout = cout, model_channels * mult
-                self.enc[f"{res}_block{i}"] = Block(cin, cout, attention=res in attn_resolutions, **kw)
-        skips = [m.cout for name, m in self.enc.items() if "aux" not in name]
-
-        self.dec = nn.ModuleDict()
-        for level, mult in reversed(list(enumerate(channel_mult))):
-            res = img_resolution >> level
-            if level == len(channel_mult) - 1:
-                self.dec[f"{res}_in0"] = Block(cout, cout, attention=True, **kw)
-                self.dec[f"{res}_in1"] = Block(cout, cout, **kw)
-            else:
-                self.dec[f"{res}_up"] = Block(cout, cout, up=True, **kw)
-            for i in range(num_blocks + 1):
-                cin, cout = cout + skips.pop(), model_channels * mult
-                self.dec[f"{res}_block{i}"] = Block(cin, cout, attention=(i == num_blocks and res in attn_resolutions), **kw)
-        self.out_norm = Norm(cout, eps=1e-6)
-        self.out_conv = Conv(cout, out_channels, 3, **init_zero)
-
-    def forward(self, x, noise_labels, augment_labels=None):
-        emb = self.map_noise(noise_labels)
-        emb = emb.reshape(emb.shape[0], 2, -1).flip(1).reshape(emb.shape)  # sin/cos order as in NCSN++
-        if self.map_augment is not None and augment_labels is not None:
-            emb = emb + self.map_augment(augment_labels)
-        emb = F.silu(self.map_layer1(F.silu(self.map_layer0(emb))))
-        skips, aux = [], x
-        for name, block in self.enc.items():
-            if "aux_residual" in name:
-                x = skips[-1] = aux = (x + block(aux)) / math.sqrt(2)
-            else:
-                x = block(x, emb) if isinstance(block, Block) else block(x)
-                skips.append(x)
-        for block in self.dec.values():
-            if x.shape[1] != block.cin:
-                x = torch.cat([x, skips.pop()], dim=1)
-            x = block(x, emb)
-        return self.out_conv(F.silu(self.out_norm(x)))
+        attn = set(attn_resolutions)
+        self._build(
+            img_resolution=img_resolution, in_channels=in_channels, out_channels=out_channels,
+            model_channels=model_channels, channel_mult=channel_mult, num_blocks=num_blocks,
+            first_width=model_channels, block=block,
+            enc_heads=lambda res, c: int(res in attn), dec_heads=lambda res, i, c: int(i == num_blocks and res in attn),
+            bottom_heads=lambda c: 1, residual_aux=(dict(init, fir=tuple(resample_filter)) if encoder_type == "residual" else None),
+            out_eps=1e-6, out_init=init_zero,
+        )  # fmt: skip
 
 
-class DhariwalUNet(nn.Module):
-    """ADM U-Net (Dhariwal & Nichol 2021) as configured in EDM."""
+class DhariwalUNet(_UNet):
+    """ADM U-Net (Dhariwal & Nichol 2021) in EDM's configuration.
 
-    def __init__(self, img_resolution, in_channels, out_channels, augment_dim=0, model_channels=192,
-                 channel_mult=(1, 2, 3, 4), channel_mult_emb=4, num_blocks=3, attn_resolutions=(32, 16, 8),
-                 dropout=0.10):  # fmt: skip
+    Kaiming-uniform init scaled by √⅓ (weights and biases); zero init of every block's second conv,
+    the attention output projection, the augmentation mapping and the output conv. Blocks with
+    adaptive scale/shift from the embedding, skip scale 1, GroupNorm eps 1e-5, box-filter
+    resampling without skip projection; attention with 64 channels per head at every encoder and
+    decoder block whose resolution is in ``attn_resolutions``, and at the bottleneck. As in EDM,
+    a width below 64 gives 0 heads, i.e. no attention layer. Noise embedding: sinusoidal of width
+    model_channels (no endpoint, cosine half first).
+    """
+
+    def __init__(self, img_resolution: int, in_channels: int, out_channels: int, augment_dim: int = 0,
+                 model_channels: int = 192, channel_mult: Sequence[int] = (1, 2, 3, 4), channel_mult_emb: int = 4,
+                 num_blocks: int = 3, attn_resolutions: Sequence[int] = (32, 16, 8), dropout: float = 0.10,
+                 channels_per_head: int = 64):  # fmt: skip
         super().__init__()
-        self.img_resolution, self.in_channels = img_resolution, in_channels
         emb_ch = model_channels * channel_mult_emb
         s = math.sqrt(1 / 3)
         init = {"mode": "kaiming_uniform", "w_scale": s, "b_scale": s}
         init_zero = {"mode": "kaiming_uniform", "w_scale": 0.0, "b_scale": 0.0}
-        kw = dict(emb_channels=emb_ch, channels_per_head=64, dropout=dropout, init=init, init_zero=init_zero)
-        self.map_noise = PositionalEmbedding(model_channels)
+        block = dict(emb_channels=emb_ch, dropout=dropout, init=init, init_zero=init_zero)
+        self.map_noise = SinusoidalEmbedding(model_channels)
         self.map_augment = Dense(augment_dim, model_channels, bias=False, **init_zero) if augment_dim else None
         self.map_layer0 = Dense(model_channels, emb_ch, **init)
         self.map_layer1 = Dense(emb_ch, emb_ch, **init)
-
-        self.enc = nn.ModuleDict()
-        cout = in_channels
-        for level, mult in enumerate(channel_mult):
-            res = img_resolution >> level
-            if level == 0:
-                cin, cout = cout, model_channels * mult
-                self.enc[f"{res}_conv"] = Conv(cin, cout, 3, **init)
-            else:
-                self.enc[f"{res}_down"] = Block(cout, cout, down=True, **kw)
-            for i in range(num_blocks):
-                cin, cout = cout, model_channels * mult
-                self.enc[f"{res}_block{i}"] = Block(cin, cout, attention=res in attn_resolutions, **kw)
-        skips = [m.cout for m in self.enc.values()]
-        self.dec = nn.ModuleDict()
-        for level, mult in reversed(list(enumerate(channel_mult))):
-            res = img_resolution >> level
-            if level == len(channel_mult) - 1:
-                self.dec[f"{res}_in0"] = Block(cout, cout, attention=True, **kw)
-                self.dec[f"{res}_in1"] = Block(cout, cout, **kw)
-            else:
-                self.dec[f"{res}_up"] = Block(cout, cout, up=True, **kw)
-            for i in range(num_blocks + 1):
-                cin, cout = cout + skips.pop(), model_channels * mult
-                self.dec[f"{res}_block{i}"] = Block(cin, cout, attention=res in attn_resolutions, **kw)
-        self.out_norm = Norm(cout)
-        self.out_conv = Conv(cout, out_channels, 3, **init_zero)
-
-    def forward(self, x, noise_labels, augment_labels=None):
-        emb = self.map_noise(noise_labels)
-        if self.map_augment is not None and augment_labels is not None:
-            emb = emb + self.map_augment(augment_labels)
-        emb = F.silu(self.map_layer1(F.silu(self.map_layer0(emb))))
-        skips = []
-        for block in self.enc.values():
-            x = block(x, emb) if isinstance(block, Block) else block(x)
-            skips.append(x)
-        for block in self.dec.values():
-            if x.shape[1] != block.cin:
-                x = torch.cat([x, skips.pop()], dim=1)
-            x = block(x, emb)
-        return self.out_conv(F.silu(self.out_norm(x)))
+        attn = set(attn_resolutions)
+        heads = lambda c: c // channels_per_head  # noqa: E731
+        self._build(
+            img_resolution=img_resolution, in_channels=in_channels, out_channels=out_channels,
+            model_channels=model_channels, channel_mult=channel_mult, num_blocks=num_blocks,
+            first_width=model_channels * channel_mult[0], block=block,
+            enc_heads=lambda res, c: heads(c) if res in attn else 0, dec_heads=lambda res, i, c: heads(c) if res in attn else 0,
+            bottom_heads=heads, residual_aux=None, out_eps=1e-5, out_init=init_zero,
+        )  # fmt: skip
 
 
-ARCHS = ("ncsnpp", "ddpmpp", "adm")
+# ----------------------------------------------------------------------------------------------
+# Factory
 
 
 def build_network(arch: str, *, img_resolution: int, in_channels: int, model_channels: int,
-                  channel_mult: list[int], num_blocks: int, attn_resolutions: list[int],
+                  channel_mult: Sequence[int], num_blocks: int, attn_resolutions: Sequence[int],
                   dropout: float = 0.0, augment_dim: int = 0) -> nn.Module:  # fmt: skip
-    """The backbone F for ``arch`` in {ncsnpp, ddpmpp, adm} (output channels = input channels)."""
+    """The backbone F for ``arch`` (output channels = input channels).
+
+    * ``ncsnpp``: SongUNet, Fourier embedding, channel_mult_noise 2, residual encoder, filter [1,3,3,1];
+    * ``ddpmpp``: SongUNet, sinusoidal embedding, channel_mult_noise 1, standard encoder, filter [1,1];
+    * ``adm``: DhariwalUNet with the given widths.
+    """
     if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; allowed: {', '.join(ARCHS)}")
+        raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
     if model_channels < 4:
-        raise ValueError(f"model_channels must be >= 4 (GroupNorm needs 4 channels per group), got {model_channels}")
-    levels = len(channel_mult)
-    if img_resolution % (2 ** (levels - 1)):
-        raise ValueError(f"resolution {img_resolution} is not divisible by 2^{levels - 1} for channel_mult {list(channel_mult)}")
+        raise ValueError(f"model_channels={model_channels} is too small: GroupNorm needs at least 4 channels")
+    if not channel_mult or num_blocks < 1:
+        raise ValueError(f"need a non-empty channel_mult and num_blocks >= 1, got {list(channel_mult)} and {num_blocks}")
+    levels = len(channel_mult) - 1
+    if img_resolution < 2**levels or img_resolution % 2**levels:
+        raise ValueError(
+            f"img_resolution={img_resolution} is not divisible by 2^{levels} = {2**levels} "
+            f"(channel_mult {list(channel_mult)} has {levels + 1} levels)"
+        )
     common = dict(img_resolution=img_resolution, in_channels=in_channels, out_channels=in_channels,
                   augment_dim=augment_dim, model_channels=model_channels, channel_mult=list(channel_mult),
                   num_blocks=num_blocks, attn_resolutions=list(attn_resolutions), dropout=dropout)  # fmt: skip
     if arch == "adm":
         return DhariwalUNet(**common)
     if arch == "ncsnpp":
-        return SongUNet(**common, embedding_type="fourier", channel_mult_noise=2, encoder_type="residual", fir=(1, 3, 3, 1))
-    return SongUNet(**common, embedding_type="positional", channel_mult_noise=1, encoder_type="standard", fir=(1, 1))
+        return SongUNet(**common, embedding_type="fourier", channel_mult_noise=2, encoder_type="residual",
+                        resample_filter=(1, 3, 3, 1))  # fmt: skip
+    return SongUNet(**common, embedding_type="positional", channel_mult_noise=1, encoder_type="standard",
+                    resample_filter=(1, 1))  # fmt: skip
 
 
 def count_parameters(module: nn.Module) -> int:
+    """Number of trainable-parameter entries (buffers such as Fourier frequencies excluded)."""
     return sum(p.numel() for p in module.parameters())

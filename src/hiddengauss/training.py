@@ -253,7 +253,10 @@ def train(
         if e * spec.n_images <= images_seen and (state_dir / checkpoint_name(e)).exists():
             _link(state_dir / checkpoint_name(e), out_dir / checkpoint_name(e))
 
-    bar = tqdm(total=spec.total_images, initial=images_seen, unit="img", unit_scale=True, disable=not progress, mininterval=2.0)
+    import sys
+
+    interval = 1.0 if sys.stderr.isatty() else 30.0  # keep log files short
+    bar = tqdm(total=spec.total_images, initial=images_seen, unit="img", unit_scale=True, disable=not progress, mininterval=interval)
     window, window_n, t0 = 0.0, 0, time.time()
     log_every = max(1, spec.total_images // (200 * spec.batch_size))
     steps_run = 0
@@ -295,7 +298,7 @@ def train(
             rate = window_n / max(time.time() - t0, 1e-9)
             loss_log.append({"step": step, "images_seen": images_seen, "epoch": images_seen / spec.n_images,
                              "loss": window / window_n, "lr": lr_at(spec, images_seen)})  # fmt: skip
-            bar.set_postfix(loss=f"{window / window_n:.4f}", img_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{window / window_n:.4f}", img_s=f"{rate:.0f}", refresh=False)
             window, window_n, t0 = 0.0, 0, time.time()
         if images_seen == pending[0] * spec.n_images:
             epoch = pending.pop(0)
