@@ -48,10 +48,9 @@ def test_snakefmt_is_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_foundation_stages_run(tmp_path, smoke_config):
-    """prepare_dataset, split_dataset and fit_gaussian on the smoke config."""
-    targets = ["results/smoke/tables/spectrum.csv", "results/smoke/splits/heldout.h5"]
-    snakemake(tmp_path, *targets, "--cores", "2", config=smoke_config)
+def test_smoke_pipeline_runs(tmp_path, smoke_config):
+    """The whole smoke DAG: data, splits, Gaussian models, every training run."""
+    snakemake(tmp_path, "--cores", "2", config=smoke_config)
     res = tmp_path / "results" / "smoke"
     with h5py.File(res / "data" / "dataset.h5") as f:
         assert f["images"].shape == (400, 1, 8, 8) and f["images"].dtype == np.uint8
@@ -65,7 +64,17 @@ def test_foundation_stages_run(tmp_path, smoke_config):
         held = set(f["indices"][...])
     with h5py.File(res / "splits" / "n128.h5") as f:
         assert not held & set(f["indices"][...])
+    from hiddengauss.config import Study, validate_config
+    from hiddengauss.training import checkpoint_name, load_checkpoint
+
+    study = Study(validate_config(smoke_config))
+    for run_id, run in study.runs.items():
+        ckpts = res / "runs" / run_id / "checkpoints"
+        assert sorted(p.name for p in ckpts.iterdir()) == [checkpoint_name(e) for e in study.checkpoint_epochs(run)]
+        final = load_checkpoint(ckpts / checkpoint_name(study.final_epoch(run)))
+        assert final["images_seen"] == study.final_epoch(run) * run.size
+        assert len(pd.read_csv(res / "runs" / run_id / "loss.csv")) > 0
     # nothing left to do
-    proc = snakemake(tmp_path, *targets, "-n", "--cores", "2", config=smoke_config)
+    proc = snakemake(tmp_path, "-n", "--cores", "2", config=smoke_config)
     assert "Nothing to be done" in proc.stdout
     assert list(res.rglob("*.tmp*")) == []

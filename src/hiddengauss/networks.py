@@ -19,7 +19,7 @@ x_in of shape (B, C, H, W) and c_noise of shape (B,), and returns a tensor shape
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -89,21 +89,20 @@ class Conv(nn.Module):
         self.bias = nn.Parameter(_init_tensor((cout,), mode, fan_in, fan_out, b_scale)) if kernel and bias else None
         self.register_buffer("fir", fir_filter(fir) if resample else None)
 
-    def _conv(self, x: torch.Tensor, padding: int) -> torch.Tensor:
-        bias = None if self.bias is None else self.bias.to(x.dtype)
-        return F.conv2d(x, self.weight.to(x.dtype), bias, padding=padding)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fir = None if self.fir is None else self.fir.to(x.dtype)
+        weight = None if self.weight is None else self.weight.to(x.dtype)
         if self.fused_down and self.kernel:
-            x = F.conv2d(x, self.weight.to(x.dtype), padding=self.kernel // 2 + (fir.shape[-1] - 1) // 2)
+            x = F.conv2d(x, weight, padding=self.kernel // 2 + (fir.shape[-1] - 1) // 2)
             x = fir_downsample(x, fir, padding=0)
-            return x if self.bias is None else x + self.bias.to(x.dtype)[:, None, None]
-        if self.resample == "up":
-            x = fir_upsample(x, fir)
-        elif self.resample == "down":
-            x = fir_downsample(x, fir)
-        return self._conv(x, self.kernel // 2) if self.kernel else x
+        else:
+            if self.resample == "up":
+                x = fir_upsample(x, fir)
+            elif self.resample == "down":
+                x = fir_downsample(x, fir)
+            if self.kernel:
+                x = F.conv2d(x, weight, padding=self.kernel // 2)
+        return x if self.bias is None else x + self.bias.to(x.dtype)[:, None, None]
 
 
 class Norm(nn.GroupNorm):
@@ -243,8 +242,14 @@ class _UNet(nn.Module):
     """
 
     def _build(self, *, img_resolution: int, in_channels: int, out_channels: int, model_channels: int,
-               channel_mult: Sequence[int], num_blocks: int, first_width: int, block, enc_heads, dec_heads,
-               bottom_heads: int, residual_aux: dict | None, out_eps: float, out_init: dict) -> None:  # fmt: skip
+               channel_mult: Sequence[int], num_blocks: int, first_width: int, block: dict,
+               enc_heads: Callable[[int, int], int], dec_heads: Callable[[int, int, int], int],
+               bottom_heads: Callable[[int], int], residual_aux: dict | None, out_eps: float,
+               out_init: dict) -> None:  # fmt: skip
+        """Create the layers. ``block`` holds the network-wide :class:`ResBlock` settings; the
+        ``*_heads`` callables give the attention heads of an encoder block (res, width), a decoder
+        block (res, index, width) and the bottleneck block ``in0`` (width); ``residual_aux`` is the
+        init of NCSN++'s input-pyramid convs (None: no such branch)."""
         self.img_resolution, self.in_channels, self.out_channels = img_resolution, in_channels, out_channels
         self.enc, self.enc_aux, self.dec = nn.ModuleDict(), nn.ModuleDict(), nn.ModuleDict()
         self.dec_takes_skip: set[str] = set()
@@ -255,30 +260,35 @@ class _UNet(nn.Module):
                 self.enc[f"r{res}_conv"] = Conv(c, first_width, 3, **block["init"])
                 c = first_width
             else:
-                self.enc[f"r{res}_down"] = block_fn(block, c, c, resample="down")
+                self.enc[f"r{res}_down"] = self._block(block, c, c, resample="down")
                 if residual_aux is not None:  # image-pyramid branch: fused FIR-down 3×3 conv
                     self.enc_aux[f"r{res}_down"] = Conv(c_aux, c, 3, resample="down", fused_down=True, **residual_aux)
                     c_aux = c
             widths.append(c)
             for i in range(num_blocks):
                 cout = model_channels * mult
-                self.enc[f"r{res}_block{i}"] = block_fn(block, c, cout, heads=enc_heads(res, cout))
+                self.enc[f"r{res}_block{i}"] = self._block(block, c, cout, heads=enc_heads(res, cout))
                 widths.append(c := cout)
         for level, mult in reversed(list(enumerate(channel_mult))):
             res = img_resolution >> level
             if level == len(channel_mult) - 1:
-                self.dec[f"r{res}_in0"] = block_fn(block, c, c, heads=bottom_heads(c))
-                self.dec[f"r{res}_in1"] = block_fn(block, c, c)
+                self.dec[f"r{res}_in0"] = self._block(block, c, c, heads=bottom_heads(c))
+                self.dec[f"r{res}_in1"] = self._block(block, c, c)
             else:
-                self.dec[f"r{res}_up"] = block_fn(block, c, c, resample="up")
+                self.dec[f"r{res}_up"] = self._block(block, c, c, resample="up")
             for i in range(num_blocks + 1):
                 cout = model_channels * mult
                 name = f"r{res}_block{i}"
-                self.dec[name] = block_fn(block, c + widths.pop(), cout, heads=dec_heads(res, i, cout))
+                self.dec[name] = self._block(block, c + widths.pop(), cout, heads=dec_heads(res, i, cout))
                 self.dec_takes_skip.add(name)
                 c = cout
         self.out_norm = Norm(c, eps=out_eps)
         self.out_conv = Conv(c, out_channels, 3, **out_init)
+
+    @staticmethod
+    def _block(block: dict, cin: int, cout: int, **kw) -> ResBlock:
+        """A :class:`ResBlock` with the network-wide settings ``block`` and per-block ``kw``."""
+        return ResBlock(cin, cout, **{**block, **kw})
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, augment_labels: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.map_noise(c_noise)
@@ -296,11 +306,6 @@ class _UNet(nn.Module):
                 x = torch.cat([x, skips.pop()], dim=1)
             x = layer(x, emb)
         return self.out_conv(F.silu(self.out_norm(x)))
-
-
-def block_fn(block: dict, cin: int, cout: int, **kw) -> ResBlock:
-    """A :class:`ResBlock` with the network-wide settings in ``block`` plus per-block ``kw``."""
-    return ResBlock(cin, cout, **{**block, **kw})
 
 
 class SongUNet(_UNet):
