@@ -1,15 +1,10 @@
 # Shared set-up: config validation, the study it describes, wildcard constraints, input functions.
-import os
 import sys
 from pathlib import Path
 
 SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
-# Scripts run in their own Python process: make the package importable there too.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
-)
 
 from hiddengauss.config import (
     RUN_PATTERN,
@@ -23,7 +18,8 @@ from hiddengauss.splits import SUBSET_PATTERN, SplitError
 
 try:
     config = validate_config(
-        config, schema_path=Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+        config,
+        schema_path=Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
     )
     study = Study(config)
 except ConfigError as err:

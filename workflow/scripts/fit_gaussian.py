@@ -1,5 +1,7 @@
 """Rule fit_gaussian: mean, covariance and eigenbasis of one training subset."""
 
+import _src  # noqa: F401  (makes src/ importable)
+
 from hiddengauss.gaussian import fit_gaussian_h5
 from hiddengauss.io import script_logging
 

@@ -1,5 +1,7 @@
 """Rule prepare_dataset: one configured image source -> one HDF5 file of uint8 images."""
 
+import _src  # noqa: F401  (makes src/ importable)
+
 from hiddengauss.data import load_source, write_dataset_h5
 from hiddengauss.io import script_logging
 

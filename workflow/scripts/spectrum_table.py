@@ -1,5 +1,7 @@
 """Rule spectrum_table: the eigenvalues of every training subset's covariance, tidy."""
 
+import _src  # noqa: F401  (makes src/ importable)
+
 from hiddengauss.gaussian import spectrum_table
 from hiddengauss.io import script_logging, write_csv
 

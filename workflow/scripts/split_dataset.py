@@ -1,5 +1,7 @@
 """Rule split_dataset: the indices of one split (held-out set or training subset)."""
 
+import _src  # noqa: F401  (makes src/ importable)
+
 from hiddengauss.data import read_attrs
 from hiddengauss.io import script_logging
 from hiddengauss.splits import save_split

@@ -1,5 +1,7 @@
 """Rule train: one EDM training run with checkpoints on its epoch grid."""
 
+import _src  # noqa: F401  (makes src/ importable)
+
 import pandas as pd
 
 from hiddengauss.data import read_images

@@ -1,0 +1,9 @@
+"""Make the package in ``src/`` importable from workflow scripts even when it is not installed
+(e.g. in a bare ``--sdm conda`` environment). Snakemake puts this folder on ``sys.path``."""
+
+import sys
+from pathlib import Path
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
