@@ -158,7 +158,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=str(map_location) == "cpu")
     except Exception as err:  # torch raises UnpicklingError for unsafe globals
         raise CheckpointError(f"refusing to load {path}: not a plain weights checkpoint ({err.__class__.__name__}: {str(err).splitlines()[0]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
