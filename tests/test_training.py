@@ -122,3 +122,42 @@ def test_ema_denoiser_loads_and_runs(tmp_path):
     x = torch.randn(3, 1, 8, 8)
     out = net(x, torch.full((3,), 0.5))
     assert out.shape == x.shape and torch.isfinite(out).all() and not net.training
+
+
+def test_augmentation_labels_and_determinism():
+    from hiddengauss.augment import AUGMENT_DIM, augment
+
+    x = torch.rand(64, 1, 8, 8) * 2 - 1
+    same, labels = augment(x, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(same, x) and labels.shape == (64, AUGMENT_DIM) and not labels.any()
+    out, labels = augment(x, 1.0, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and torch.isfinite(out).all() and not torch.allclose(out, x)
+    assert (labels[:, 0] == 1).any() and (labels[:, 0] == 0).any()  # x-flip is a coin flip
+    a, la = augment(x, 0.5, torch.Generator().manual_seed(3))
+    b, lb = augment(x, 0.5, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and torch.equal(la, lb)
+    untouched = (la == 0).all(1)  # images without any transform are returned unchanged
+    assert untouched.any() and torch.allclose(a[untouched], x[untouched], atol=1e-6)
+
+
+def test_warp_geometry_is_exact_for_flips_and_half_turns():
+    from hiddengauss.augment import augment_matrix, warp
+
+    x = torch.rand(3, 2, 8, 8)
+    z = torch.zeros(3)
+    one = torch.ones(3)
+    none = torch.zeros(3, 2)
+    torch.testing.assert_close(warp(x, augment_matrix(one, z, z, z, z, z), none), x.flip(-1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(warp(x, augment_matrix(z, one, z, z, z, z), none), x.flip(-2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(warp(x, augment_matrix(z, z, z, torch.full((3,), torch.pi), z, z), none),
+                               x.flip(-1).flip(-2), atol=1e-5, rtol=0)  # fmt: skip
+    torch.testing.assert_close(warp(x, augment_matrix(z, z, z, z, z, z), none), x, atol=1e-6, rtol=0)
+
+
+def test_training_with_augmentation_runs(tmp_path):
+    spec = tiny_spec(epochs=3, checkpoint_epochs=[3], augment_p=0.5)
+    train(spec, tiny_images(), tmp_path / "out", tmp_path / "state", progress=False)
+    net, ckpt = load_ema_denoiser(tmp_path / "out" / checkpoint_name(3))
+    assert ckpt["spec"]["augment_p"] == 0.5 and net.net.map_augment is not None
+    out = net(torch.randn(2, 1, 8, 8), 1.0)  # sampling without labels = clean distribution
+    assert torch.isfinite(out).all()

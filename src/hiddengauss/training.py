@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .augment import AUGMENT_DIM, augment
 from .edm import EDMDenoiser, edm_loss
 from .io import atomic_path
 from .networks import build_network, count_parameters
@@ -69,6 +70,7 @@ class TrainSpec:
     adam_eps: float = 1e-8
     seed: int = 0
     checkpoint_epochs: list[int] = field(default_factory=list)
+    augment_p: float = 0.0
 
     @property
     def total_images(self) -> int:
@@ -99,6 +101,7 @@ def build_denoiser(spec: TrainSpec) -> EDMDenoiser:
         spec.arch, img_resolution=spec.img_resolution, in_channels=spec.img_channels,
         model_channels=spec.model_channels, channel_mult=list(spec.channel_mult),
         num_blocks=spec.num_blocks, attn_resolutions=list(spec.attn_resolutions), dropout=spec.dropout,
+        augment_dim=AUGMENT_DIM if spec.augment_p > 0 else 0,
     )  # fmt: skip
     return EDMDenoiser(net, sigma_data=spec.sigma_data)
 
@@ -266,10 +269,14 @@ def train(
         batch = min(spec.batch_size, pending[0] * spec.n_images - images_seen)
         idx = stream.next(batch).to(device)
         y = data[idx].to(torch.float32) / 127.5 - 1
+        labels = None
+        if spec.augment_p > 0:
+            y, labels = augment(y, spec.augment_p, noise_gen)
         for g in opt.param_groups:
             g["lr"] = lr_at(spec, images_seen)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=hardware.bf16):
-            loss = edm_loss(step_fn, y, generator=noise_gen, p_mean=spec.p_mean, p_std=spec.p_std, sigma_data=spec.sigma_data)
+            loss = edm_loss(step_fn, y, generator=noise_gen, p_mean=spec.p_mean, p_std=spec.p_std,
+                            augment_labels=labels, sigma_data=spec.sigma_data)  # fmt: skip
         loss = loss.float().sum() / batch
         if not torch.isfinite(loss):
             raise TrainingDivergedError(

@@ -94,6 +94,7 @@ def train_spec(run_id):
         ema_rampup_ratio=t["ema_rampup_ratio"],
         p_mean=t["p_mean"],
         p_std=t["p_std"],
+        augment_p=t["augment_p"],
         seed=run.seed,
     )
 
