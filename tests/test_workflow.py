@@ -78,3 +78,10 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
     proc = snakemake(tmp_path, "-n", "--cores", "2", config=smoke_config)
     assert "Nothing to be done" in proc.stdout
     assert list(res.rglob("*.tmp*")) == []
+
+
+def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
+    """No cluster needed: the slurm executor's dry run shows gpu=1 on every train job."""
+    proc = snakemake(tmp_path, "-n", "--executor", "slurm", "-j", "4", config=smoke_config)
+    blocks = [b for b in proc.stdout.split("\n\n") if "rule train:" in b]
+    assert blocks and all("gpu=1" in b for b in blocks), proc.stdout[-3000:]
