@@ -70,3 +70,9 @@ def test_study_subsets_and_count_check():
     study.check_counts(1797)
     with pytest.raises(SplitError, match=r"1024 is larger than the 744 images available \(1000 images in dataset 'digits' minus 256 held out\)"):
         study.check_counts(1000)
+
+
+def test_linearity_pairs_must_fit_in_held_out_set():
+    cfg = validate_config({**base(), "evaluation": {"size": 50}, "analysis": {"n_pairs": 30}})
+    with pytest.raises(ConfigError, match=r"'analysis.n_pairs': 30 pairs need 60 held-out images, but evaluation.size is 50"):
+        Study(cfg)

@@ -75,6 +75,17 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
         final = load_checkpoint(ckpts / checkpoint_name(study.final_epoch(run)))
         assert final["images_seen"] == study.final_epoch(run) * run.size
         assert len(pd.read_csv(res / "runs" / run_id / "loss.csv")) > 0
+    # analysis tables: one block of rows per evaluated checkpoint, finite values
+    evaluations = study.evaluations()
+    dist = pd.read_csv(res / "tables" / "distillation.csv")
+    assert len(dist) == len(evaluations) * 10 and np.isfinite(dist["weight_rel_error"]).all()
+    pairs = pd.read_csv(res / "tables" / "denoiser_distances.csv")
+    assert set(pairs["pair"]) == {"network-gaussian", "linear-gaussian", "network-linear", "network-empirical"}
+    lin = pd.read_csv(res / "tables" / "linearity.csv")
+    assert {"gaussian:n16", "gaussian:n128s2"} <= set(lin["run_id"])
+    assert set(lin["inputs"]) == {"noisy", "pure_noise"} and set(lin["target"]) == {"denoiser", "score"}
+    gauss80 = lin.query("run_id == 'gaussian:n128' and sigma == 80 and a == 0.5 and target == 'denoiser' and inputs == 'noisy'")
+    assert gauss80["nmse"].item() == pytest.approx((np.sqrt(2) - 1) / np.sqrt(2), abs=0.01)  # affine offset
     # nothing left to do
     proc = snakemake(tmp_path, "-n", "--cores", "2", config=smoke_config)
     assert "Nothing to be done" in proc.stdout

@@ -139,6 +139,12 @@ class Study:
         self.nested_sizes = sorted(nested | pairs)
         self.pair_sizes = sorted(pairs)
         self.experiments = self._experiment_runs(exp)
+        a = c.get("analysis", {})
+        if a.get("inputs", "heldout") == "heldout" and "n_pairs" in a and 2 * a["n_pairs"] > c["evaluation"]["size"]:
+            raise ConfigError(
+                f"config key 'analysis.n_pairs': {a['n_pairs']} pairs need {2 * a['n_pairs']} held-out images, "
+                f"but evaluation.size is {c['evaluation']['size']}"
+            )
 
     def _experiment_runs(self, exp: dict) -> dict[str, list[tuple[Run, str]]]:
         """Experiment -> [(run, which checkpoints: 'final' | 'all' | 'early_stop')]."""

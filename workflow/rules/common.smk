@@ -46,6 +46,7 @@ wildcard_constraints:
     subset=r"n[0-9]+(?:s2)?",
     run=RUN_PATTERN,
     epoch=r"[0-9]+",
+    table="distillation|linearity|denoiser_distances",
 
 
 def data_source(which):
@@ -70,6 +71,7 @@ def get_final_output():
         f"{RESULTS}/splits/heldout.h5",
         f"{RESULTS}/tables/spectrum.csv",
         *checkpoint_dirs(),
+        *expand(f"{RESULTS}/tables/{{table}}.csv", table=PER_CHECKPOINT_TABLES),
     ]
 
 
@@ -105,3 +107,58 @@ def hardware_params(section):
 
 def checkpoint_dirs():
     return expand(f"{RESULTS}/runs/{{run}}/checkpoints", run=sorted(study.runs))
+
+
+def analysis_inputs(wildcards, subset=None):
+    """[split file, data file] of the images y behind the noisy evaluation inputs y + σn."""
+    if config["analysis"]["inputs"] == "heldout":
+        return [f"{RESULTS}/splits/heldout.h5", split_source("heldout")]
+    subset = subset or Run.parse(wildcards.run).subset
+    return [f"{RESULTS}/splits/{subset}.h5", f"{RESULTS}/data/dataset.h5"]
+
+
+PER_CHECKPOINT_TABLES = ("distillation", "linearity", "denoiser_distances")
+
+
+def per_checkpoint_tables(table):
+    files = [
+        f"{RESULTS}/eval/{run}/epoch{epoch}/{table}.csv"
+        for run, epoch in study.evaluations()
+    ]
+    if table == "linearity":
+        files += [
+            f"{RESULTS}/eval/gaussian/{s}/linearity.csv" for s in study.training_subsets
+        ]
+    return files
+
+
+def table_keys(table):
+    """Identifying columns for each input of collect_table, in input order."""
+    keys = []
+    for run_id, epoch in study.evaluations():
+        run = Run.parse(run_id)
+        keys.append(
+            dict(
+                run_id=run_id,
+                epoch=epoch,
+                arch=run.arch,
+                model_scale=run.scale,
+                dataset_size=run.size,
+                subset=run.subset,
+                seed=run.seed,
+            )
+        )
+    if table == "linearity":
+        for s in study.training_subsets:
+            keys.append(
+                dict(
+                    run_id=f"gaussian:{s}",
+                    epoch=-1,
+                    arch="gaussian",
+                    model_scale=-1,
+                    dataset_size=int(s[1:].removesuffix("s2")),
+                    subset=s,
+                    seed=-1,
+                )
+            )
+    return keys

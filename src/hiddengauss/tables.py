@@ -1,0 +1,26 @@
+"""Tidy tables: concatenation with identifying columns, and finite-value checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def concat_with_keys(paths: list[str], keys: list[dict]) -> pd.DataFrame:
+    """Concatenate CSV files, putting the columns of ``keys[i]`` in front of file i's rows.
+
+    Raises ValueError naming the file if a numeric value is NaN or infinite, so that no
+    non-finite number reaches a table (or a figure drawn from it).
+    """
+    if len(paths) != len(keys):
+        raise ValueError(f"{len(paths)} files but {len(keys)} key rows")
+    frames = []
+    for path, key in zip(paths, keys):
+        frame = pd.read_csv(path)
+        numeric = frame.select_dtypes("number")
+        bad = ~np.isfinite(numeric.to_numpy(dtype=float))
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(f"{path}: non-finite value in column {numeric.columns[c]!r} (row {r})")
+        frames.append(frame.assign(**key)[list(key) + list(frame.columns)])
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,86 @@
+rule distill:
+    input:
+        checkpoints=lambda wc: f"{RESULTS}/runs/{wc.run}/checkpoints",
+        inputs=analysis_inputs,
+        gaussian=lambda wc: f"{RESULTS}/gaussian/{Run.parse(wc.run).subset}.h5",
+    output:
+        linear=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/linear.h5",
+        table=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/distillation.csv",
+    log:
+        f"{RESULTS}/logs/distill/{{run}}_epoch{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/distill/{{run}}_epoch{{epoch}}.tsv"
+    conda:
+        "../../envs/hiddengauss.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        analysis=config["analysis"],
+    script:
+        "../scripts/distill.py"
+
+
+rule measure_denoisers:
+    input:
+        checkpoints=lambda wc: f"{RESULTS}/runs/{wc.run}/checkpoints",
+        inputs=analysis_inputs,
+        gaussian=lambda wc: f"{RESULTS}/gaussian/{Run.parse(wc.run).subset}.h5",
+        train_split=lambda wc: f"{RESULTS}/splits/{Run.parse(wc.run).subset}.h5",
+        data=f"{RESULTS}/data/dataset.h5",
+        linear=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/linear.h5",
+    output:
+        linearity=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/linearity.csv",
+        distances=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/denoiser_distances.csv",
+    log:
+        f"{RESULTS}/logs/measure_denoisers/{{run}}_epoch{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/measure_denoisers/{{run}}_epoch{{epoch}}.tsv"
+    conda:
+        "../../envs/hiddengauss.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        analysis=config["analysis"],
+    script:
+        "../scripts/measure_denoisers.py"
+
+
+rule gaussian_linearity:
+    input:
+        inputs=lambda wc: analysis_inputs(wc, subset=wc.subset),
+        gaussian=f"{RESULTS}/gaussian/{{subset}}.h5",
+    output:
+        f"{RESULTS}/eval/gaussian/{{subset}}/linearity.csv",
+    log:
+        f"{RESULTS}/logs/gaussian_linearity/{{subset}}.log",
+    conda:
+        "../../envs/hiddengauss.yaml"
+    params:
+        analysis=config["analysis"],
+    script:
+        "../scripts/gaussian_linearity.py"
+
+
+rule collect_table:
+    input:
+        lambda wc: per_checkpoint_tables(wc.table),
+    output:
+        report(
+            f"{RESULTS}/tables/{{table}}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/collect_table/{{table}}.log",
+    conda:
+        "../../envs/hiddengauss.yaml"
+    params:
+        key_columns=lambda wc: table_keys(wc.table),
+    script:
+        "../scripts/collect_table.py"

@@ -1,0 +1,9 @@
+"""Rule collect_table: concatenate per-checkpoint tables into one tidy table."""
+
+import _src  # noqa: F401  (makes src/ importable)
+
+from hiddengauss.io import script_logging, write_csv
+from hiddengauss.tables import concat_with_keys
+
+with script_logging(snakemake.log[0]):
+    write_csv(concat_with_keys(list(snakemake.input), snakemake.params.key_columns), snakemake.output[0])

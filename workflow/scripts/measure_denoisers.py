@@ -1,0 +1,44 @@
+"""Rule measure_denoisers: linearity curves and distances to the linear, Gaussian and
+empirical-optimal denoisers for one checkpoint."""
+
+import _src  # noqa: F401  (makes src/ importable)
+
+import logging
+
+import pandas as pd
+
+from hiddengauss.analysis import (
+    checkpoint_denoiser,
+    distance_rows,
+    linear_family,
+    linearity_rows,
+    load_linear_maps,
+    load_split_images,
+)
+from hiddengauss.empirical import empirical_optimal_denoiser
+from hiddengauss.gaussian import GaussianModel
+from hiddengauss.io import script_logging, write_csv
+from hiddengauss.runtime import resolve_device, set_threads
+from hiddengauss.schedules import sigma_grid
+
+with script_logging(snakemake.log[0]) as log:
+    set_threads(snakemake.threads)
+    a = snakemake.params.analysis
+    dev = resolve_device(a["device"])
+    denoise, _ = checkpoint_denoiser(snakemake.input.checkpoints, snakemake.wildcards.epoch, dev)
+    y, _ = load_split_images(*snakemake.input.inputs, device=dev)
+    train, _ = load_split_images(snakemake.input.train_split, snakemake.input.data, device=dev)
+    gauss = GaussianModel.load(snakemake.input.gaussian, dev)
+    lin = linearity_rows(denoise, y, sigma_grid(a["linearity_sigmas"]), a["alphas"], a["n_pairs"], a["noise_seed"])
+    write_csv(pd.DataFrame(lin), snakemake.output.linearity)
+    denoisers = {
+        "network": denoise,
+        "gaussian": gauss.denoise,
+        "empirical": lambda x, s: empirical_optimal_denoiser(x, s, train),
+    }
+    try:
+        denoisers["linear"] = linear_family(load_linear_maps(snakemake.input.linear))
+    except ValueError as err:
+        log.warning("no linear-model distances: %s", err)
+    rows = distance_rows(denoisers, y, sigma_grid(a["sigmas"]), a["n_inputs"], a["noise_seed"])
+    write_csv(pd.DataFrame(rows), snakemake.output.distances)
