@@ -111,11 +111,12 @@ def distill_closed_form(
 
 def distill_sgd(
     denoise: Denoiser, y: torch.Tensor, sigma: float, epochs: int, lr: float | None = None,
-    batch: int = 256, seed: int = 0, log_every: int = 0,
+    batch: int = 256, seed: int = 0, callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:  # fmt: skip
     """The official procedure (train_linear_model.py): a zero-initialised d×d ``Linear`` on the
     input divided by √d, Adam with the per-σ learning rate, MSE loss, ``epochs`` passes over y
-    in fixed order (batch 256) with fresh noise every batch. Returns (W, b, loss per epoch)."""
+    in fixed order (batch 256) with fresh noise every batch. Returns (W, b, loss per epoch).
+    ``callback(epoch, W, b)`` is called after every epoch (benchmarks track convergence)."""
     torch.manual_seed(seed)
     d = y.shape[1]
     lin = torch.nn.Linear(d, d).to(y.device)
@@ -138,6 +139,8 @@ def distill_sgd(
             opt.step()
             total += float(loss.detach()) * len(yb)
         losses.append(total / len(yf))
+        if callback is not None:
+            callback(len(losses), lin.weight.detach().to(torch.float64) / np.sqrt(d), lin.bias.detach().to(torch.float64))
     w = lin.weight.detach().to(torch.float64) / np.sqrt(d)
     return w, lin.bias.detach().to(torch.float64), losses
 

@@ -140,3 +140,29 @@ def network_denoiser(net: torch.nn.Module, image_shape: tuple[int, int, int]) ->
         return out.reshape(x.shape[0], -1).to(x.dtype)
 
     return denoise
+
+
+def teleport(
+    denoise: Denoiser, gaussian_pf_ode: Callable[[torch.Tensor, float, float], torch.Tensor], z: torch.Tensor,
+    config: SamplerConfig, skip: int,
+) -> torch.Tensor:  # fmt: skip
+    """Analytical teleportation (Wang & Vastola): jump from x(σ_max) = σ_max z to σ_k of the
+    N-step schedule with the Gaussian model's exact probability-flow map, then finish with the
+    sampler on a ρ-schedule re-spaced on [σ_min, σ_k] with N − k steps. ``skip = 0`` is the
+    plain sampler; a Heun run saves 2k network evaluations."""
+    sigmas = config.sigmas()
+    if not 0 <= skip < config.steps:
+        raise ValueError(f"skip must be in [0, {config.steps - 1}], got {skip}")
+    x = z * float(sigmas[0])
+    if skip == 0:
+        return pf_ode_sampler(denoise, x, sigmas, config.solver)
+    s_k = float(sigmas[skip])
+    x = gaussian_pf_ode(x, float(sigmas[0]), s_k)
+    rest = np.append(karras_sigmas(config.steps - skip, config.sigma_min, s_k, config.rho), 0.0)
+    return pf_ode_sampler(denoise, x, rest, config.solver)
+
+
+def nfe(config: SamplerConfig, skip: int = 0) -> int:
+    """Network evaluations of a (teleported) run: Heun 2(N−k)−1, Euler N−k."""
+    n = config.steps - skip
+    return 2 * n - 1 if config.solver == "heun" else n
