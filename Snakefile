@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/gaussian.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/sampling.smk"
 
 
 rule all:

@@ -86,6 +86,15 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
     assert set(lin["inputs"]) == {"noisy", "pure_noise"} and set(lin["target"]) == {"denoiser", "score"}
     gauss80 = lin.query("run_id == 'gaussian:n128' and sigma == 80 and a == 0.5 and target == 'denoiser' and inputs == 'noisy'")
     assert gauss80["nmse"].item() == pytest.approx((np.sqrt(2) - 1) / np.sqrt(2), abs=0.01)  # affine offset
+    gen = pd.read_csv(res / "tables" / "generalization.csv")
+    assert len(gen) == len(evaluations) * 2 and set(gen["sampler"]) == {"euler10", "heun18"}
+    assert gen[["gl_score", "memorized_fraction", "mean_max_cosine", "gaussian_rmse"]].notna().all().all()
+    tele = pd.read_csv(res / "tables" / "teleportation.csv")
+    assert (tele.query("skip_steps == 0")["rmse_to_full"] == 0).all() and set(tele["nfe_saved"]) == {0, 8, 16}
+    strong = pd.read_csv(res / "tables" / "strong_generalization.csv")
+    assert set(strong["kind"]) == {"full", "small_scale", "early_stop"}
+    with h5py.File(res / "samples" / "gaussian" / "n16.h5") as f:
+        assert f["gaussian/euler10/samples"].shape == (32, 64) and f["empirical/euler10/denoised"].shape == (10, 2, 64)
     # nothing left to do
     proc = snakemake(tmp_path, "-n", "--cores", "2", config=smoke_config)
     assert "Nothing to be done" in proc.stdout

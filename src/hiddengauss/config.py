@@ -216,6 +216,21 @@ class Study:
                     epochs.add(self.early_stop_epoch(run))
         return sorted(epochs)
 
+    def pairs(self) -> list[dict]:
+        """Strong-generalization pairs: {pair_id, s1, s2 (run ids), epoch, kind}."""
+        out = {}
+        for r, which in self.experiments.get("strong_generalization", []):
+            if r.subset.endswith("s2"):
+                continue
+            twin = Run(r.arch, r.scale, r.subset + "s2", r.seed)
+            epoch = self.early_stop_epoch(r) if which == "early_stop" else self.final_epoch(r)
+            small = self.config["experiments"]["strong_generalization"].get("small_scale")
+            kind = "early_stop" if which == "early_stop" else ("small_scale" if r.scale == small else "full")
+            pid = f"{r.arch}_c{r.scale}_{r.subset}_s{r.seed}_e{epoch}"
+            out[pid] = {"pair_id": pid, "s1": r.id, "s2": twin.id, "epoch": epoch, "kind": kind,
+                        "dataset_size": r.size, "model_scale": r.scale}  # fmt: skip
+        return list(out.values())
+
     def evaluations(self) -> list[tuple[str, int]]:
         """Every (run id, epoch) the analysis evaluates."""
         return [(rid, e) for rid, run in sorted(self.runs.items()) for e in self.evaluated_epochs(run)]

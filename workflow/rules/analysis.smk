@@ -69,7 +69,7 @@ rule gaussian_linearity:
 
 rule collect_table:
     input:
-        lambda wc: per_checkpoint_tables(wc.table),
+        lambda wc: table_sources(wc.table)[0],
     output:
         report(
             f"{RESULTS}/tables/{{table}}.csv",
@@ -81,6 +81,6 @@ rule collect_table:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        key_columns=lambda wc: table_keys(wc.table),
+        key_columns=lambda wc: table_sources(wc.table)[1],
     script:
         "../scripts/collect_table.py"

@@ -39,6 +39,16 @@ except SplitError as err:
     raise WorkflowError(f"config/data mismatch: {err}") from None
 
 
+TABLES = (
+    "distillation",
+    "linearity",
+    "denoiser_distances",
+    "generalization",
+    "teleportation",
+    "strong_generalization",
+)
+
+
 wildcard_constraints:
     dataset=DATASET,
     which="dataset|evalset",
@@ -46,7 +56,8 @@ wildcard_constraints:
     subset=r"n[0-9]+(?:s2)?",
     run=RUN_PATTERN,
     epoch=r"[0-9]+",
-    table="distillation|linearity|denoiser_distances",
+    table="|".join(TABLES),
+    pair=RUN_PATTERN + "_e[0-9]+",
 
 
 def data_source(which):
@@ -71,7 +82,7 @@ def get_final_output():
         f"{RESULTS}/splits/heldout.h5",
         f"{RESULTS}/tables/spectrum.csv",
         *checkpoint_dirs(),
-        *expand(f"{RESULTS}/tables/{{table}}.csv", table=PER_CHECKPOINT_TABLES),
+        *expand(f"{RESULTS}/tables/{{table}}.csv", table=TABLES),
     ]
 
 
@@ -117,26 +128,22 @@ def analysis_inputs(wildcards, subset=None):
     return [f"{RESULTS}/splits/{subset}.h5", f"{RESULTS}/data/dataset.h5"]
 
 
-PER_CHECKPOINT_TABLES = ("distillation", "linearity", "denoiser_distances")
-
-
-def per_checkpoint_tables(table):
-    files = [
-        f"{RESULTS}/eval/{run}/epoch{epoch}/{table}.csv"
-        for run, epoch in study.evaluations()
-    ]
-    if table == "linearity":
-        files += [
-            f"{RESULTS}/eval/gaussian/{s}/linearity.csv" for s in study.training_subsets
+def table_sources(table):
+    """(files, identifying columns) that collect_table concatenates into ``table``."""
+    if table == "strong_generalization":
+        pairs = study.pairs()
+        files = [f"{RESULTS}/eval/pairs/{p['pair_id']}.csv" for p in pairs]
+        return files, pairs
+    if table == "teleportation":
+        evals = [
+            (rid, study.final_epoch(run)) for rid, run in sorted(study.runs.items())
         ]
-    return files
-
-
-def table_keys(table):
-    """Identifying columns for each input of collect_table, in input order."""
-    keys = []
-    for run_id, epoch in study.evaluations():
+    else:
+        evals = study.evaluations()
+    files, keys = [], []
+    for run_id, epoch in evals:
         run = Run.parse(run_id)
+        files.append(f"{RESULTS}/eval/{run_id}/epoch{epoch}/{table}.csv")
         keys.append(
             dict(
                 run_id=run_id,
@@ -150,6 +157,7 @@ def table_keys(table):
         )
     if table == "linearity":
         for s in study.training_subsets:
+            files.append(f"{RESULTS}/eval/gaussian/{s}/linearity.csv")
             keys.append(
                 dict(
                     run_id=f"gaussian:{s}",
@@ -161,4 +169,22 @@ def table_keys(table):
                     seed=-1,
                 )
             )
-    return keys
+    return files, keys
+
+
+def pair_info(pair_id):
+    return next(p for p in study.pairs() if p["pair_id"] == pair_id)
+
+
+def pair_inputs(wildcards):
+    p = pair_info(wildcards.pair)
+    r1, r2 = Run.parse(p["s1"]), Run.parse(p["s2"])
+    return dict(
+        s1=f"{RESULTS}/samples/{p['s1']}/epoch{p['epoch']}.h5",
+        s2=f"{RESULTS}/samples/{p['s2']}/epoch{p['epoch']}.h5",
+        g1=f"{RESULTS}/samples/gaussian/{r1.subset}.h5",
+        g2=f"{RESULTS}/samples/gaussian/{r2.subset}.h5",
+        split1=f"{RESULTS}/splits/{r1.subset}.h5",
+        split2=f"{RESULTS}/splits/{r2.subset}.h5",
+        data=f"{RESULTS}/data/dataset.h5",
+    )

@@ -1,0 +1,115 @@
+"""Same-noise sample sets of every denoiser, stored in HDF5, and the tables computed from them."""
+
+from __future__ import annotations
+
+import logging
+
+import h5py
+import numpy as np
+import torch
+
+from .io import atomic_h5
+from .memorization import (
+    generalization_summary,
+    max_cosine_mean_removed,
+    paired_cosine,
+    paired_rmse,
+)
+from .sampling import PRESETS, Denoiser, nfe, sample, seeded_latents, teleport
+
+log = logging.getLogger("hiddengauss")
+
+
+def latent_seeds(n: int, offset: int = 0) -> list[int]:
+    """Sample i is drawn from seed offset + i, for every model: the same latents everywhere."""
+    return list(range(offset, offset + n))
+
+
+def sample_sets(
+    denoisers: dict[str, Denoiser], samplers: list[str], seeds: list[int], dim: int,
+    batch: int = 256, trajectories: int = 0, device="cpu",
+) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
+    """{'<denoiser>/<sampler>': {'samples': (n, d), 'denoised': (steps, k, d)}} from the same latents.
+
+    ``denoisers`` maps a name to a denoiser, or to None for a sampler it cannot run (the distilled
+    linear model exists only at the σ's it was fitted at)."""
+    out = {}
+    for name, fn in denoisers.items():
+        for s in samplers:
+            if fn is None:
+                continue
+            cfg = PRESETS[s]
+            x, den = sample(fn, seeds, dim, cfg, batch_size=batch, device=device, return_denoised=True)
+            out[f"{name}/{s}"] = {"samples": x.cpu().numpy().astype(np.float32),
+                                  "denoised": den[:, :trajectories].cpu().numpy().astype(np.float32)}  # fmt: skip
+            log.info("sampled %d with %s/%s", len(seeds), name, s)
+    return out
+
+
+def save_samples(path, sets: dict, seeds: list[int], image_shape, extra: dict | None = None) -> None:
+    with atomic_h5(path) as f:
+        for key, arrays in sets.items():
+            for k, v in arrays.items():
+                f.create_dataset(f"{key}/{k}", data=v)
+        for key, arr in (extra or {}).items():
+            f.create_dataset(key, data=arr)
+        f["seeds"] = np.asarray(seeds)
+        f.attrs["image_shape"] = list(image_shape)
+
+
+def load_samples(path, key: str) -> torch.Tensor:
+    with h5py.File(path, "r") as f:
+        if key not in f:
+            raise KeyError(f"{path} holds no samples {key!r} (has {sorted(f)})")
+        return torch.from_numpy(f[key][...].astype(np.float64))
+
+
+def sampler_names(path, denoiser: str = "network") -> list[str]:
+    with h5py.File(path, "r") as f:
+        return sorted(f[denoiser]) if denoiser in f else []
+
+
+def generalization_rows(samples_h5, gaussian_samples_h5, train: torch.Tensor) -> list[dict]:
+    """generalization.csv rows (one per sampler) of a checkpoint's network samples."""
+    rows = []
+    for s in sampler_names(samples_h5):
+        x = load_samples(samples_h5, f"network/{s}/samples")
+        xg = load_samples(gaussian_samples_h5, f"gaussian/{s}/samples")
+        rows.append({"sampler": s, **generalization_summary(x, train, xg)})
+    return rows
+
+
+def strong_generalization_row(s1_h5, s2_h5, g1_h5, g2_h5, train1, train2, sampler: str) -> dict:
+    """Agreement of two models trained on disjoint halves, from the same latents."""
+    x1 = load_samples(s1_h5, f"network/{sampler}/samples")
+    x2 = load_samples(s2_h5, f"network/{sampler}/samples")
+    g1 = load_samples(g1_h5, f"gaussian/{sampler}/samples")
+    g2 = load_samples(g2_h5, f"gaussian/{sampler}/samples")
+    return {
+        "sampler": sampler, "n_samples": int(x1.shape[0]),
+        "s1_s2_cosine": float(paired_cosine(x1, x2).mean()), "s1_s2_rmse": float(paired_rmse(x1, x2).mean()),
+        "s1_nn_cosine": float(max_cosine_mean_removed(x1, train1).mean()),
+        "s2_nn_cosine": float(max_cosine_mean_removed(x2, train2).mean()),
+        "gaussian_s1_s2_cosine": float(paired_cosine(g1, g2).mean()),
+        "network_gaussian_cosine": float((paired_cosine(x1, g1).mean() + paired_cosine(x2, g2).mean()) / 2),
+    }  # fmt: skip
+
+
+def teleportation_rows(denoise: Denoiser, gauss, seeds, dim: int, sampler: str, skips: list[int], train) -> list[dict]:
+    """Distance to the full sampler's sample, and generalization, for every skip k."""
+    cfg = PRESETS[sampler]
+    z = seeded_latents(seeds, dim)
+    full = teleport(denoise, gauss.pf_ode, z, cfg, 0)
+    rows = []
+    for k in skips:
+        if k >= cfg.steps:
+            continue
+        x = full if k == 0 else teleport(denoise, gauss.pf_ode, z, cfg, k)
+        summary = generalization_summary(x, train)
+        rows.append({
+            "sampler": sampler, "total_steps": cfg.steps, "skip_steps": k, "nfe": nfe(cfg, k),
+            "nfe_saved": nfe(cfg, 0) - nfe(cfg, k), "rmse_to_full": float(paired_rmse(x, full).mean()),
+            "cosine_to_full": float(paired_cosine(x, full).mean()),
+            "gl_score": summary["gl_score"], "memorized_fraction": summary["memorized_fraction"],
+        })  # fmt: skip
+    return rows

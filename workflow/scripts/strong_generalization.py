@@ -1,0 +1,16 @@
+"""Rule strong_generalization: agreement of two models trained on disjoint halves S1 and S2."""
+
+import _src  # noqa: F401  (makes src/ importable)
+
+import pandas as pd
+
+from hiddengauss.analysis import load_split_images
+from hiddengauss.generation import strong_generalization_row
+from hiddengauss.io import script_logging, write_csv
+
+with script_logging(snakemake.log[0]):
+    i = snakemake.input
+    train1, _ = load_split_images(i.split1, i.data)
+    train2, _ = load_split_images(i.split2, i.data)
+    rows = [strong_generalization_row(i.s1, i.s2, i.g1, i.g2, train1, train2, s) for s in snakemake.params.samplers]
+    write_csv(pd.DataFrame(rows), snakemake.output[0])
