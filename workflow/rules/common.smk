@@ -57,7 +57,7 @@ wildcard_constraints:
     run=RUN_PATTERN,
     epoch=r"[0-9]+",
     table="|".join(TABLES),
-    pair=RUN_PATTERN + "_e[0-9]+",
+    pair=f"{RUN_PATTERN}_e[0-9]+",
 
 
 def data_source(which):
