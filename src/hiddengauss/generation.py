@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -15,7 +16,7 @@ from .memorization import (
     paired_cosine,
     paired_rmse,
 )
-from .sampling import PRESETS, Denoiser, nfe, sample, seeded_latents, teleport
+from .sampling import PRESETS, Denoiser, SamplerConfig, nfe, sample, seeded_latents, teleport
 
 log = logging.getLogger("hiddengauss")
 
@@ -25,9 +26,15 @@ def latent_seeds(n: int, offset: int = 0) -> list[int]:
     return list(range(offset, offset + n))
 
 
+def sampler_config(name: str, options: dict | None = None) -> SamplerConfig:
+    """A preset (euler10, heun18) with the config's churn options applied."""
+    o = options or {}
+    return replace(PRESETS[name], **{k: o[k] for k in ("s_churn", "s_min", "s_max", "s_noise") if k in o})
+
+
 def sample_sets(
     denoisers: dict[str, Denoiser], samplers: list[str], seeds: list[int], dim: int,
-    batch: int = 256, trajectories: int = 0, device="cpu",
+    batch: int = 256, trajectories: int = 0, device="cpu", options: dict | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
     """{'<denoiser>/<sampler>': {'samples': (n, d), 'denoised': (steps, k, d)}} from the same latents.
 
@@ -38,8 +45,9 @@ def sample_sets(
         for s in samplers:
             if fn is None:
                 continue
-            cfg = PRESETS[s]
-            x, den = sample(fn, seeds, dim, cfg, batch_size=batch, device=device, return_denoised=True)
+            cfg = sampler_config(s, options)
+            dtype = getattr(torch, (options or {}).get("dtype", "float64"))
+            x, den = sample(fn, seeds, dim, cfg, batch_size=batch, dtype=dtype, device=device, return_denoised=True)
             out[f"{name}/{s}"] = {"samples": x.cpu().numpy().astype(np.float32),
                                   "denoised": den[:, :trajectories].cpu().numpy().astype(np.float32)}  # fmt: skip
             log.info("sampled %d with %s/%s", len(seeds), name, s)

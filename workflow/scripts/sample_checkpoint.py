@@ -18,12 +18,14 @@ with script_logging(snakemake.log[0]) as log:
     spec = ckpt["spec"]
     shape = (spec["img_channels"], spec["img_resolution"], spec["img_resolution"])
     seeds = latent_seeds(s["n_samples"], s["seed_offset"])
-    sets = sample_sets({"network": net}, s["samplers"], seeds, int(np.prod(shape)), s["batch_size"], s["trajectories"], dev)
+    dim = int(np.prod(shape))
+    sets = sample_sets({"network": net}, s["samplers"], seeds, dim, s["batch_size"], s["trajectories"], dev, options=s)
     try:
         maps = load_linear_maps(snakemake.input.linear)
         fitted = np.array(sorted(maps))
         usable = [n for n in s["samplers"] if all(np.isclose(fitted, v).any() for v in PRESETS[n].sigmas()[:-1])]
-        sets.update(sample_sets({"linear": linear_family(maps)}, usable, seeds, int(np.prod(shape)), s["batch_size"], s["trajectories"]))
+        linear = {"linear": linear_family(maps)}
+        sets.update(sample_sets(linear, usable, seeds, dim, s["batch_size"], s["trajectories"], dev, options=s))
     except ValueError as err:
         log.warning("no linear-model samples: %s", err)
     save_samples(snakemake.output[0], sets, seeds, shape)

@@ -17,7 +17,7 @@ with script_logging(snakemake.log[0]):
     seeds = latent_seeds(s["n_samples"], s["seed_offset"])
     sets = sample_sets(
         {"gaussian": gauss.denoise, "empirical": lambda x, sig: empirical_optimal_denoiser(x, sig, train)},
-        s["samplers"], seeds, gauss.dim, s["batch_size"], s["trajectories"],
+        s["samplers"], seeds, gauss.dim, s["batch_size"], s["trajectories"], options=s,
     )  # fmt: skip
     exact = gauss.sample(seeded_latents(seeds, gauss.dim)).numpy().astype("float32")
     save_samples(snakemake.output[0], sets, seeds, shape, extra={"gaussian/closed_form/samples": exact})
