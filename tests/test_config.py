@@ -76,3 +76,20 @@ def test_linearity_pairs_must_fit_in_held_out_set():
     cfg = validate_config({**base(), "evaluation": {"size": 50}, "analysis": {"n_pairs": 30}})
     with pytest.raises(ConfigError, match=r"'analysis.n_pairs': 30 pairs need 60 held-out images, but evaluation.size is 50"):
         Study(cfg)
+
+
+def test_shared_runs_are_trained_once_and_evaluated_where_needed():
+    study = Study(validate_config(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())))
+    runs = study.runs
+    assert len(runs) == 14  # 4 sizes + 3 more scales + 1 epochs(shared) + 2 pairs + 1 small-scale twin + 3 archs (1 shared)
+    for exp in ("dataset_size", "model_scale", "training_epochs", "strong_generalization"):
+        assert "ncsnpp_c32_n16_s0" in {r.id for r, _ in study.experiments[exp]}
+    main = runs["ncsnpp_c32_n16_s0"]
+    assert study.final_epoch(main) == 3125  # 50 kimg / 16 images
+    assert 500 in study.checkpoint_epochs(main) and study.checkpoint_epochs(main)[-1] == 3125
+    assert study.evaluated_epochs(main) == study.checkpoint_epochs(main)  # the training-epochs run: all
+    assert study.evaluated_epochs(runs["ncsnpp_c32_n256_s0"]) == [195]
+    kinds = {p["kind"] for p in study.pairs()}
+    assert kinds == {"full", "small_scale", "early_stop"}
+    early = next(p for p in study.pairs() if p["kind"] == "early_stop")
+    assert early["epoch"] == 500 and early["s2"] == "ncsnpp_c32_n16s2_s0"
