@@ -17,9 +17,11 @@ from hiddengauss.config import (
 from hiddengauss.splits import SUBSET_PATTERN, SplitError
 
 try:
-    config = validate_config(
-        config,
-        schema_path=Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
+    config.update(  # in place, so Snakemake's own view of the config has the defaults too
+        validate_config(
+            config,
+            schema_path=Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
+        )
     )
     study = Study(config)
 except ConfigError as err:
