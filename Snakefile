@@ -18,6 +18,16 @@ include: "workflow/rules/gaussian.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/sampling.smk"
+include: "workflow/rules/figures.smk"
+
+
+localrules:
+    all,
+    spectrum_table,
+    collect_table,
+    runs_table,
+    figure,
+    claims,
 
 
 rule all:

@@ -95,6 +95,21 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
     assert set(strong["kind"]) == {"full", "small_scale", "early_stop"}
     with h5py.File(res / "samples" / "gaussian" / "n16.h5") as f:
         assert f["gaussian/euler10/samples"].shape == (32, 64) and f["empirical/euler10/denoised"].shape == (10, 2, 64)
+    # runs, figures, claims and the report
+    runs = pd.read_csv(res / "tables" / "runs.csv")
+    assert set(runs["experiment"]) == set(smoke_config["experiments"])
+    assert (runs["n_params"] > 0).all() and (runs["images_seen"] == runs["epoch"] * runs["dataset_size"]).all()
+    for name in study.figures():
+        from PIL import Image
+
+        assert min(Image.open(res / "figures" / f"{name}.png").size) > 300
+        assert (res / "figures" / f"{name}.pdf").stat().st_size > 1000
+    claims = pd.read_csv(res / "claims.csv")
+    assert {"linearity_grows_with_data", "strong_generalization"} <= set(claims["claim_id"])
+    assert list(claims.columns[:6]) == ["claim_id", "claim", "statistic", "value", "threshold", "holds"]
+    snakemake(tmp_path, "--report", "report.html", config=smoke_config)
+    html = (tmp_path / "report.html").read_text()
+    assert len(html) > 100_000 and "claims.csv" in html and "linearity.png" in html
     # nothing left to do
     proc = snakemake(tmp_path, "-n", "--cores", "2", config=smoke_config)
     assert "Nothing to be done" in proc.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .distill import (
@@ -21,7 +22,7 @@ from .distill import (
     wiener_matrix,
 )
 from .gaussian import GaussianModel
-from .metrics import denoiser_distance, fixed_noise, linearity, mixing_weights
+from .metrics import denoiser_distance, fixed_noise, linearity_from_outputs, mixing_weights
 
 log = logging.getLogger("hiddengauss")
 
@@ -35,11 +36,12 @@ def distill_rows(
     denoise: Denoiser, y: torch.Tensor, sigmas, gauss: GaussianModel, method: str = "closed_form",
     samples_per_dim: int = 8, ridge: float = 0.0, seed: int = 0, sgd_epochs: int = 100, sgd_batch: int = 256,
     batch: int = 512,
-) -> tuple[list[dict], dict[float, tuple[torch.Tensor, torch.Tensor]]]:  # fmt: skip
-    """Distil ``denoise`` at every σ; rows for distillation.csv and {σ: (W, b)}."""
+) -> tuple[list[dict], dict[float, tuple[torch.Tensor, torch.Tensor]], pd.DataFrame]:  # fmt: skip
+    """Distil ``denoise`` at every σ: rows for distillation.csv, {σ: (W, b)}, and the eigen-diagonal
+    table (σ, k, λ_k, the Wiener shrinkage λ_k/(λ_k+σ²) and the distilled (UᵀW_σU)_kk)."""
     d = y.shape[1]
     n_samples = max(samples_per_dim * d, len(y))
-    rows, maps = [], {}
+    rows, maps, diags = [], {}, []
     g = gauss.to(dtype=torch.float64)
     for sigma in map(float, sigmas):
         if method == "closed_form":
@@ -58,8 +60,11 @@ def distill_rows(
             "eigen_diagonal_mae": float((diag - shrink).abs().mean()),
         })  # fmt: skip
         maps[sigma] = (w, b)
+        diags.append(pd.DataFrame({"sigma": sigma, "k": np.arange(1, len(shrink) + 1),
+                                   "eigenvalue": g.eigenvalues.cpu().numpy(), "shrinkage": shrink.cpu().numpy(),
+                                   "diagonal": diag.cpu().numpy()}))  # fmt: skip
         log.info("distilled σ=%.4g: fit RMSE %.3g, ‖W−W_G‖/‖W_G‖ %.3g", sigma, fit, rows[-1]["weight_rel_error"])
-    return rows, maps
+    return rows, maps, pd.concat(diags, ignore_index=True)
 
 
 def _fit_rmse(teacher: Denoiser, student: Denoiser, y, sigma, n_samples, seed, batch=512) -> float:
@@ -88,9 +93,12 @@ def linearity_rows(denoise: Denoiser, y: torch.Tensor, sigmas, alphas, n_pairs: 
     for k, sigma in enumerate(map(float, sigmas)):
         p1, p2 = fixed_noise(n_pairs, d, seed + 1000 + 2 * k).to(y), fixed_noise(n_pairs, d, seed + 1001 + 2 * k).to(y)
         for inputs, x1, x2 in (("noisy", y1 + sigma * n1, y2 + sigma * n2), ("pure_noise", sigma * p1, sigma * p2)):
-            for a in alphas:
+            mixes = [mixing_weights(a)[0] * x1 + mixing_weights(a)[1] * x2 for a in alphas]
+            out = denoise(torch.cat([x1, x2, *mixes]), sigma).split(n_pairs)  # one batch: every a, both targets
+            d1, d2 = out[0], out[1]
+            for a, xm, dm in zip(alphas, mixes, out[2:]):
                 for target in ("denoiser", "score"):
-                    cos, nmse = linearity(denoise, x1, x2, sigma, a, target)
+                    cos, nmse = linearity_from_outputs(x1, x2, xm, d1, d2, dm, sigma, a, target)
                     rows.append({"sigma": sigma, "target": target, "inputs": inputs, "a": a,
                                  "alpha": mixing_weights(a)[0], "cosine": cos, "nmse": nmse})  # fmt: skip
     return rows

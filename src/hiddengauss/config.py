@@ -89,7 +89,21 @@ def validate_config(config: dict, schema: dict | None = None, schema_path: str |
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(dict.fromkeys(lines)))
     out = copy.deepcopy(config)
     _fill_defaults(out, schema, schema)
+    _check_cross_keys(out)
     return out
+
+
+def _check_cross_keys(config: dict) -> None:
+    """Constraints the schema cannot state: values that must match another key or a library."""
+    fig = config.get("figures", {})
+    alphas = config.get("analysis", {}).get("alphas", [])
+    if "a" in fig and alphas and not any(abs(fig["a"] - a) < 1e-9 for a in alphas):
+        raise ConfigError(f"config key 'figures.a': {fig['a']} is not one of analysis.alphas {alphas}")
+    if "cmap" in fig:
+        import matplotlib
+
+        if fig["cmap"] not in matplotlib.colormaps:
+            raise ConfigError(f"config key 'figures.cmap': unknown matplotlib colormap {fig['cmap']!r} (e.g. viridis, magma, cividis)")
 
 
 RUN_PATTERN = r"(?:ncsnpp|ddpmpp|adm)_c[0-9]+_n[0-9]+(?:s2)?_s[0-9]+"
@@ -230,6 +244,54 @@ class Study:
             out[pid] = {"pair_id": pid, "s1": r.id, "s2": twin.id, "epoch": epoch, "kind": kind,
                         "dataset_size": r.size, "model_scale": r.scale}  # fmt: skip
         return list(out.values())
+
+    def experiment_rows(self) -> list[dict]:
+        """One row per experiment × evaluated checkpoint (runs.csv without the checkpoint metadata);
+        a run shared by two experiments appears under both."""
+        rows = []
+        for name, members in self.experiments.items():
+            for run, which in members:
+                if which == "all":
+                    epochs = self.checkpoint_epochs(run)
+                elif which == "early_stop":
+                    epochs = [self.early_stop_epoch(run)]
+                else:
+                    epochs = [self.final_epoch(run)]
+                for e in epochs:
+                    rows.append(dict(experiment=name, run_id=run.id, arch=run.arch, model_scale=run.scale,
+                                     dataset_size=run.size, subset=run.subset, split=run.subset, seed=run.seed,
+                                     epoch=e, checkpoint=which))  # fmt: skip
+        return rows
+
+    def figures(self) -> list[str]:
+        """The figures of outputs.md that the configured experiments can draw."""
+        exp = self.experiments
+        need = {"linearity": ["dataset_size"], "gaussian_structure": ["dataset_size"], "dataset_size": ["dataset_size"],
+                "model_scale": ["model_scale"], "training_epochs": ["training_epochs"], "teleportation": ["dataset_size"],
+                "strong_generalization": ["strong_generalization"], "architectures": ["architecture"]}  # fmt: skip
+        out = [n for n, keys in need.items() if all(k in exp for k in keys)]
+        if "architecture" in exp or "dataset_size" in exp:
+            out += ["linear_vs_gaussian", "same_noise_samples"]
+        return sorted(out)
+
+    def experiment_evaluations(self, name: str, final_only: bool = True) -> list[tuple[Run, int]]:
+        """(run, epoch) pairs of an experiment as the figures use them."""
+        out = []
+        for r in self.experiment_rows():
+            if r["experiment"] == name:
+                run = Run.parse(r["run_id"])
+                if not final_only or r["epoch"] == self.final_epoch(run):
+                    out.append((run, r["epoch"]))
+        return list(dict.fromkeys(out))
+
+    def showcase(self) -> tuple[Run, int]:
+        """The run of the same-noise figure (Fig 3): the architecture experiment's first
+        architecture, else the largest training set of the dataset-size experiment."""
+        if "architecture" in self.experiments:
+            run = self.experiments["architecture"][0][0]
+        else:
+            run = max((r for r, _ in self.experiments["dataset_size"]), key=lambda r: r.size)
+        return run, self.final_epoch(run)
 
     def evaluations(self) -> list[tuple[str, int]]:
         """Every (run id, epoch) the analysis evaluates."""

@@ -148,7 +148,7 @@ def gaussian_sample(
 
 def effective_rank(eigenvalues: torch.Tensor | np.ndarray, sigma: float) -> float:
     """Effective number of kept directions of the Wiener filter: Σ_k λ_k/(λ_k+σ²)."""
-    lam = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    lam = torch.tensor(np.asarray(eigenvalues), dtype=torch.float64)
     return float((lam / (lam + sigma**2)).sum())
 
 

@@ -29,14 +29,21 @@ def linearity(denoise: Denoiser, x1: torch.Tensor, x2: torch.Tensor, sigma: floa
     """
     alpha, beta = mixing_weights(a)
     xm = alpha * x1 + beta * x2
-    f1, f2, fm = denoise(x1, sigma), denoise(x2, sigma), denoise(xm, sigma)
+    return linearity_from_outputs(x1, x2, xm, denoise(x1, sigma), denoise(x2, sigma), denoise(xm, sigma), sigma, a, target)
+
+
+def linearity_from_outputs(x1, x2, xm, d1, d2, dm, sigma: float, a: float, target: str = "denoiser") -> tuple[float, float]:
+    """:func:`linearity` from denoiser outputs already computed (d1 = D(x₁), d2 = D(x₂), dm = D(xm)),
+    so that several mixing weights and both targets reuse the same network evaluations."""
+    alpha, beta = mixing_weights(a)
     if target == "score":
-        f1, f2, fm = score_from_denoiser(f1, x1, sigma), score_from_denoiser(f2, x2, sigma), score_from_denoiser(fm, xm, sigma)
+        d1, d2, dm = score_from_denoiser(d1, x1, sigma), score_from_denoiser(d2, x2, sigma), score_from_denoiser(dm, xm, sigma)
     elif target != "denoiser":
         raise ValueError(f"target must be 'denoiser' or 'score', got {target!r}")
-    t = alpha * f1 + beta * f2
-    cos = torch.nn.functional.cosine_similarity(fm.to(torch.float64), t.to(torch.float64), dim=1)
-    nmse = torch.linalg.norm((t - fm).to(torch.float64), dim=1) / torch.linalg.norm(t.to(torch.float64), dim=1)
+    t = (alpha * d1 + beta * d2).to(torch.float64)
+    fm = dm.to(torch.float64)
+    cos = torch.nn.functional.cosine_similarity(fm, t, dim=1)
+    nmse = torch.linalg.norm(t - fm, dim=1) / torch.linalg.norm(t, dim=1)
     return float(cos.mean()), float(nmse.mean())
 
 

@@ -24,3 +24,20 @@ def concat_with_keys(paths: list[str], keys: list[dict]) -> pd.DataFrame:
             raise ValueError(f"{path}: non-finite value in column {numeric.columns[c]!r} (row {r})")
         frames.append(frame.assign(**key)[list(key) + list(frame.columns)])
     return pd.concat(frames, ignore_index=True)
+
+
+def runs_table(rows: list[dict], checkpoints_dir) -> pd.DataFrame:
+    """runs.csv: the experiment rows (Study.experiment_rows) with each checkpoint's images seen,
+    parameter count and training loss at that checkpoint, read from the checkpoint itself.
+
+    ``checkpoints_dir(run_id)`` gives the directory of a run's checkpoints."""
+    from pathlib import Path
+
+    from .training import checkpoint_name, load_checkpoint
+
+    out = []
+    for row in rows:
+        ckpt = load_checkpoint(Path(checkpoints_dir(row["run_id"])) / checkpoint_name(row["epoch"]))
+        out.append({**row, "images_seen": int(ckpt["images_seen"]), "n_params": int(ckpt["n_params"]),
+                    "final_loss": float(ckpt["final_loss"])})  # fmt: skip
+    return pd.DataFrame(out)

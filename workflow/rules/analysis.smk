@@ -6,6 +6,7 @@ rule distill:
     output:
         linear=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/linear.h5",
         table=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/distillation.csv",
+        eigen_diagonal=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/eigen_diagonal.csv",
     log:
         f"{RESULTS}/logs/distill/{{run}}_epoch{{epoch}}.log",
     benchmark:

@@ -43,6 +43,7 @@ except SplitError as err:
 
 TABLES = (
     "distillation",
+    "eigen_diagonal",
     "linearity",
     "denoiser_distances",
     "generalization",
@@ -59,6 +60,7 @@ wildcard_constraints:
     run=RUN_PATTERN,
     epoch=r"[0-9]+",
     table="|".join(TABLES),
+    figure="|".join(study.figures()),
     pair=f"{RUN_PATTERN}_e[0-9]+",
 
 
@@ -84,8 +86,20 @@ def get_final_output():
         f"{RESULTS}/splits/heldout.h5",
         f"{RESULTS}/tables/spectrum.csv",
         *checkpoint_dirs(),
-        *expand(f"{RESULTS}/tables/{{table}}.csv", table=TABLES),
+        *expand(f"{RESULTS}/tables/{{table}}.csv", table=study_tables()),
+        f"{RESULTS}/tables/runs.csv",
+        *expand(
+            f"{RESULTS}/figures/{{figure}}.{{ext}}",
+            figure=study.figures(),
+            ext=("png", "pdf"),
+        ),
+        f"{RESULTS}/claims.csv",
     ]
+
+
+def study_tables():
+    """The collected tables this config produces (strong_generalization needs S1/S2 pairs)."""
+    return [t for t in TABLES if t != "strong_generalization" or study.pairs()]
 
 
 def train_spec(run_id):
@@ -190,3 +204,66 @@ def pair_inputs(wildcards):
         split2=f"{RESULTS}/splits/{r2.subset}.h5",
         data=f"{RESULTS}/data/dataset.h5",
     )
+
+
+FIGURE_TABLES = {
+    "linearity": ["linearity"],
+    "linear_vs_gaussian": ["denoiser_distances"],
+    "same_noise_samples": [],
+    "gaussian_structure": ["spectrum", "distillation", "eigen_diagonal"],
+    "dataset_size": ["denoiser_distances", "generalization"],
+    "model_scale": ["denoiser_distances", "generalization"],
+    "training_epochs": ["denoiser_distances", "generalization"],
+    "strong_generalization": ["strong_generalization"],
+    "architectures": ["denoiser_distances"],
+    "teleportation": ["teleportation"],
+}
+
+
+def samples_file(run, epoch):
+    return f"{RESULTS}/samples/{run.id}/epoch{epoch}.h5"
+
+
+def figure_inputs(wildcards):
+    """Tables (by name) and stored samples a figure reads; nothing else reaches figure code."""
+    name = wildcards.figure
+    out = {t: f"{RESULTS}/tables/{t}.csv" for t in ["runs", *FIGURE_TABLES[name]]}
+    samples, subsets = [], set()
+    if name == "same_noise_samples":
+        run, epoch = study.showcase()
+        samples.append(samples_file(run, epoch))
+        subsets.add(run.subset)
+    elif name in ("dataset_size", "model_scale", "training_epochs", "architectures"):
+        exp = "architecture" if name == "architectures" else name
+        for run, epoch in study.experiment_evaluations(
+            exp, final_only=name != "training_epochs"
+        ):
+            samples.append(samples_file(run, epoch))
+            subsets.add(run.subset)
+    elif name == "strong_generalization":
+        for p in study.pairs():
+            for rid in (p["s1"], p["s2"]):
+                samples.append(samples_file(Run.parse(rid), p["epoch"]))
+                subsets.add(Run.parse(rid).subset)
+    if samples:
+        out["samples"] = samples
+        out["gaussian_samples"] = [
+            f"{RESULTS}/samples/gaussian/{s}.h5" for s in sorted(subsets)
+        ]
+        out["splits"] = [f"{RESULTS}/splits/{s}.h5" for s in sorted(subsets)]
+        out["data"] = f"{RESULTS}/data/dataset.h5"
+    return out
+
+
+def figure_caption(name):
+    """The figure function's docstring and the config it was drawn from (report caption)."""
+    from hiddengauss.figures import FIGURES, figure_description
+
+    return figure_description(name, config)
+
+
+def claims_inputs(wildcards):
+    names = ["runs", "linearity", "denoiser_distances", "generalization"]
+    if study.pairs():
+        names.append("strong_generalization")
+    return {t: f"{RESULTS}/tables/{t}.csv" for t in names}

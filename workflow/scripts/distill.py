@@ -17,10 +17,11 @@ with script_logging(snakemake.log[0]):
     denoise, _ = checkpoint_denoiser(snakemake.input.checkpoints, snakemake.wildcards.epoch, dev)
     y, _ = load_split_images(*snakemake.input.inputs, device=dev)
     dcfg = a["distill"]
-    rows, maps = distill_rows(
+    rows, maps, diagonal = distill_rows(
         denoise, y, sigma_grid(a["sigmas"]), GaussianModel.load(snakemake.input.gaussian, dev),
         method=dcfg["method"], samples_per_dim=dcfg["samples_per_dim"], ridge=dcfg["ridge"],
         seed=a["noise_seed"], sgd_epochs=dcfg["sgd_epochs"], batch=a["batch_size"],
     )  # fmt: skip
     save_linear_maps(snakemake.output.linear, maps, dcfg["store"])
     write_csv(pd.DataFrame(rows), snakemake.output.table)
+    write_csv(diagonal, snakemake.output.eigen_diagonal)

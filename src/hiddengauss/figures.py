@@ -1,0 +1,521 @@
+"""The figures of outputs.md, drawn only from the tidy tables and the stored samples.
+
+Conventions (the reviewers' requests): σ on a log axis; one continuous colormap with a colorbar
+when one parameter is swept; normalized errors next to raw RMSE; images shown on a fixed scale,
+clamped to [-1, 1] (never stretched per image); mean ± std bands when several seeds exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import h5py  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize  # noqa: E402
+
+from .config import Run  # noqa: E402
+from .gaussian import effective_rank  # noqa: E402
+from .memorization import nearest_neighbours  # noqa: E402
+from .schedules import karras_sigmas  # noqa: E402
+
+PAIRS = {  # denoiser pair -> line style
+    "network-gaussian": dict(color="tab:blue", ls="-"),
+    "linear-gaussian": dict(color="tab:green", ls="--"),
+    "network-linear": dict(color="tab:orange", ls="-."),
+    "network-empirical": dict(color="tab:red", ls=":"),
+}
+SWEEPS = {"dataset_size": ("dataset_size", "training images N"), "model_scale": ("model_scale", "model scale (channels)"),
+          "training_epochs": ("epoch", "training epoch")}  # fmt: skip
+FIGURE_TABLE_NAMES = {"runs", "linearity", "denoiser_distances", "distillation", "eigen_diagonal", "spectrum",
+                      "generalization", "strong_generalization", "teleportation"}  # fmt: skip
+DEFAULT_OPTIONS = dict(dpi=150, n_show=8, sampler="heun18", same_noise_sampler="euler10", a=0.5, cmap="viridis")
+
+
+@dataclass
+class FigureData:
+    """What figure functions read: tables by name (``runs`` included) and stored samples."""
+
+    tables: dict[str, pd.DataFrame]
+    samples_path: Callable[[str, int], Path] | None = None  # (run id, epoch) -> samples HDF5
+    gaussian_samples_path: Callable[[str], Path] | None = None  # subset -> Gaussian/empirical samples
+    training_images: Callable[[str], np.ndarray] | None = None  # subset -> (N, d) in [-1, 1]
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.options = {**DEFAULT_OPTIONS, **self.options}
+
+    def table(self, name: str) -> pd.DataFrame:
+        if name not in self.tables:
+            raise KeyError(f"figure needs table {name!r}, have {sorted(self.tables)}")
+        return self.tables[name]
+
+    def experiment(self, name: str) -> pd.DataFrame:
+        """runs.csv rows of an experiment (run_id, epoch, arch, model_scale, dataset_size, subset, seed)."""
+        runs = self.table("runs")
+        rows = runs[runs["experiment"] == name]
+        if rows.empty:
+            raise ValueError(f"no runs of experiment {name!r} in runs.csv (experiments: {sorted(set(runs['experiment']))})")
+        return rows
+
+    def load(self, path, key: str) -> np.ndarray:
+        with h5py.File(path, "r") as f:
+            if key not in f:
+                raise KeyError(f"{path} holds no {key!r}")
+            return f[key][...], tuple(int(v) for v in f.attrs["image_shape"])
+
+    def sampler(self, path, preferred: str, denoiser: str = "network") -> str:
+        with h5py.File(path, "r") as f:
+            have = sorted(f[denoiser]) if denoiser in f else []
+        if not have:
+            raise KeyError(f"{path} holds no {denoiser} samples")
+        return preferred if preferred in have else have[0]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def image_grid(rows: list[np.ndarray], shape: tuple[int, int, int], pad: int = 1) -> np.ndarray:
+    """Rows of flattened images (each (n, d) in [-1, 1]) as one array for imshow, clamped to [-1, 1]
+    and mapped to [0, 1] with the same scale for every image; white padding."""
+    c, h, w = shape
+    n = max(len(r) for r in rows)
+    out = np.ones(((h + pad) * len(rows) + pad, (w + pad) * n + pad, c), dtype=np.float32)
+    for i, r in enumerate(rows):
+        for j, x in enumerate(r):
+            img = (np.clip(np.asarray(x, dtype=np.float32).reshape(c, h, w), -1, 1) + 1) / 2
+            y0, x0 = pad + i * (h + pad), pad + j * (w + pad)
+            out[y0 : y0 + h, x0 : x0 + w] = img.transpose(1, 2, 0)
+    return out[..., 0] if c == 1 else out
+
+
+def show_grid(ax, rows, shape, labels: list[str], title: str = "") -> None:
+    grid = image_grid(rows, shape)
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    h = shape[1] + 1
+    ax.set_yticks([1 + h * i + shape[1] / 2 for i in range(len(rows))], labels, fontsize=8)
+    ax.set_xticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def sweep_colors(values, cmap: str, log: bool = True):
+    """A continuous colormap over the swept values: (value -> colour, ScalarMappable)."""
+    values = np.asarray(sorted(set(values)), dtype=float)
+    lo, hi = values.min(), values.max()
+    if hi == lo:
+        hi = lo * 1.1 + 1e-9
+    norm = LogNorm(lo, hi) if log and lo > 0 else Normalize(lo, hi)
+    sm = ScalarMappable(norm=norm, cmap=plt.get_cmap(cmap))
+    sm.swept = values  # colorbar ticks at the swept values
+    return (lambda v: sm.to_rgba(float(v))), sm
+
+
+def colorbar(fig, sm, ax, label: str):
+    """A colorbar for a swept parameter, ticked at the values that were swept (at most 12)."""
+    cb = fig.colorbar(sm, ax=ax, label=label)
+    values = sm.swept if len(sm.swept) <= 12 else sm.swept[:: int(np.ceil(len(sm.swept) / 12))]
+    cb.set_ticks(values, labels=[f"{v:.3g}" for v in values])
+    cb.minorticks_off()
+    return cb
+
+
+def band(ax, frame: pd.DataFrame, x: str, y: str, **style) -> None:
+    """Mean over seeds as a line, with a ±1 std band when there are several seeds."""
+    g = frame.groupby(x)[y]
+    m, s, n = g.mean(), g.std(), g.count()
+    ax.plot(m.index, m.values, **style)
+    if (n > 1).any():
+        ax.fill_between(m.index, (m - s).values, (m + s).values, color=style.get("color"), alpha=0.2, lw=0)
+
+
+def sigma_axis(ax, ylabel: str) -> None:
+    ax.set_xscale("log")
+    ax.set_xlabel("noise level σ")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both", lw=0.5)
+
+
+def merge_runs(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``table`` that belong to the (run_id, epoch)s of ``runs``, with the runs' columns."""
+    keys = runs[["run_id", "epoch"]].drop_duplicates()
+    return table.merge(keys, on=["run_id", "epoch"])
+
+
+def save(fig, out_png: str | Path, out_pdf: str | Path | None = None, dpi: int = 150) -> None:
+    fig.savefig(out_png, dpi=dpi, format="png")
+    if out_pdf:
+        fig.savefig(out_pdf, format="pdf")
+    plt.close(fig)
+
+
+def _last_epoch_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """The last evaluated epoch of every run, in runs.csv (= config) order."""
+    return runs.loc[sorted(runs.groupby("run_id")["epoch"].idxmax())]
+
+
+def _showcase(data: FigureData) -> pd.Series:
+    """The run of Fig 3: the main architecture of the architecture experiment, else the largest data set."""
+    runs = data.table("runs")
+    if (runs["experiment"] == "architecture").any():
+        rows = _last_epoch_rows(data.experiment("architecture"))
+        return rows.iloc[0]
+    rows = _last_epoch_rows(data.experiment("dataset_size"))
+    return rows.sort_values("dataset_size").iloc[-1]
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def linearity_figure(data: FigureData):
+    """Fig 1: linearity (cosine, nMSE) vs σ per dataset size, the Gaussian baseline dashed;
+    noisy and pure-noise inputs, the score variant, and the α sweep of the largest data set."""
+    o = data.options
+    lin = data.table("linearity")
+    runs = _last_epoch_rows(data.experiment("dataset_size"))
+    net = merge_runs(lin, runs)
+    gauss = lin[lin["run_id"].isin([f"gaussian:{s}" for s in runs["subset"]])]
+    color, sm = sweep_colors(runs["dataset_size"], o["cmap"])
+    variants = [("denoiser", "noisy"), ("denoiser", "pure_noise"), ("score", "noisy")]
+    fig, axes = plt.subplots(2, 4, figsize=(17, 7), constrained_layout=True)
+    for j, (target, inputs) in enumerate(variants):
+        for frame, ls in ((net, "-"), (gauss, "--")):
+            sel = frame[(frame["target"] == target) & (frame["inputs"] == inputs) & np.isclose(frame["a"], o["a"])]
+            for n, rows in sel.groupby("dataset_size"):
+                for i, m in enumerate(("cosine", "nmse")):
+                    band(axes[i, j], rows, "sigma", m, color=color(n), ls=ls, lw=1.4)
+        for i, m in enumerate(("cosine", "normalized difference (nMSE)")):
+            sigma_axis(axes[i, j], m)
+        axes[0, j].set_title(f"{target}, {inputs.replace('_', ' ')} inputs, a = {o['a']}", fontsize=10)
+        if target == "score":
+            axes[1, j].set_yscale("log")  # the Gaussian score's offset term grows as 1/σ²
+    colorbar(fig, sm, axes[:, 2], "training images N (solid: network, dashed: Gaussian D_G)")
+    largest = runs.sort_values("dataset_size").iloc[-1]
+    sweep = merge_runs(lin, runs[runs["run_id"] == largest["run_id"]])
+    sweep = sweep[(sweep["target"] == "denoiser") & (sweep["inputs"] == "noisy")]
+    acolor, asm = sweep_colors(sweep["a"], o["cmap"], log=False)
+    for a, rows in sweep.groupby("a"):
+        for i, m in enumerate(("cosine", "nmse")):
+            band(axes[i, 3], rows, "sigma", m, color=acolor(a), lw=1.4)
+    for i, m in enumerate(("cosine", "normalized difference (nMSE)")):
+        sigma_axis(axes[i, 3], m)
+    axes[0, 3].set_title(f"a sweep, N = {int(largest['dataset_size'])} (noisy inputs)", fontsize=10)
+    colorbar(fig, asm, axes[:, 3], "mixing a (α = √a, β = √(1−a))")
+    fig.suptitle("Linearity of trained denoisers: D(αx₁+βx₂) vs αD(x₁)+βD(x₂)")
+    return fig
+
+
+def linear_vs_gaussian_figure(data: FigureData):
+    """Fig 2: distances between network, distilled linear, Gaussian and empirical-optimal denoisers
+    vs σ, one column per architecture (RMSE on top, nMSE below)."""
+    dist = data.table("denoiser_distances")
+    runs = data.table("runs")
+    exp = "architecture" if (runs["experiment"] == "architecture").any() else "dataset_size"
+    runs = _last_epoch_rows(data.experiment(exp))
+    if exp == "dataset_size":
+        runs = runs[runs["dataset_size"] == runs["dataset_size"].max()]
+    archs = list(dict.fromkeys(runs["arch"]))
+    fig, axes = plt.subplots(2, len(archs), figsize=(4.5 * len(archs) + 1, 7), squeeze=False, constrained_layout=True)
+    for j, arch in enumerate(archs):
+        rows = merge_runs(dist, runs[runs["arch"] == arch])
+        for pair, style in PAIRS.items():
+            sel = rows[rows["pair"] == pair]
+            for i, m in enumerate(("rmse", "nmse")):
+                if not sel.empty:
+                    band(axes[i, j], sel, "sigma", m, label=pair, lw=1.6, **style)
+        r = runs[runs["arch"] == arch].iloc[0]
+        axes[0, j].set_title(f"{arch}, scale {int(r['model_scale'])}, N = {int(r['dataset_size'])}", fontsize=10)
+        sigma_axis(axes[0, j], "RMSE per pixel")
+        sigma_axis(axes[1, j], "nMSE  ‖D₁−D₂‖/‖D₁‖")
+        axes[0, j].set_yscale("log")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Distilled linear denoiser vs Gaussian (Wiener) denoiser vs network, held-out inputs")
+    return fig
+
+
+def same_noise_samples_figure(data: FigureData):
+    """Fig 3: samples from the same latents by the network, its distilled linear model, the Gaussian
+    model (ODE with D_G, and the exact closed form) and the empirical-optimal denoiser, plus the
+    denoised estimates along one trajectory."""
+    o, run = data.options, _showcase(data)
+    path, gpath = data.samples_path(run["run_id"], int(run["epoch"])), data.gaussian_samples_path(run["subset"])
+    s = data.sampler(path, o["same_noise_sampler"])
+    rows, labels, traj, tlabels = [], [], [], []
+    sources = [(path, "network", s), (path, "linear", s), (gpath, "gaussian", s), (gpath, "gaussian", "closed_form"),
+               (gpath, "empirical", s)]  # fmt: skip
+    for p, den, smp in sources:
+        try:
+            x, shape = data.load(p, f"{den}/{smp}/samples")
+        except KeyError:
+            continue
+        rows.append(x[: o["n_show"]])
+        labels.append(f"{den} ({smp})" if smp == "closed_form" else den)
+        if smp != "closed_form":
+            d, _ = data.load(p, f"{den}/{smp}/denoised")
+            if d.shape[1]:
+                traj.append(d[:, 0])
+                tlabels.append(den)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw=dict(width_ratios=[1, 1.2]), constrained_layout=True)
+    show_grid(axes[0], rows, shape, labels, f"final samples, same latents ({s})")
+    if traj:
+        steps = min(len(t) for t in traj)
+        show_grid(axes[1], [t[:steps] for t in traj], shape, tlabels, f"denoised estimate D(x_t; σ_t) of sample 0, steps 1…{steps} (σ from 80 down)")
+    else:
+        axes[1].set_axis_off()
+        axes[1].text(0.5, 0.5, "no trajectories stored (sampling.trajectories = 0)", ha="center")
+    fig.suptitle(f"Same initial noise: {run['arch']}, scale {int(run['model_scale'])}, N = {int(run['dataset_size'])}, "
+                 f"epoch {int(run['epoch'])} (images clamped to [-1, 1])")  # fmt: skip
+    return fig
+
+
+def gaussian_structure_figure(data: FigureData):
+    """Figs 4–5: eigen-spectrum, shrinkage λ/(λ+σ²), effective rank vs σ, and distilled vs Wiener weights."""
+    o = data.options
+    spec = data.table("spectrum")
+    spec = spec[~spec["subset"].str.endswith("s2")]
+    color, sm = sweep_colors(spec["dataset_size"], o["cmap"])
+    fig, axes = plt.subplots(2, 3, figsize=(18, 9), constrained_layout=True)
+    ax = axes[0, 0]
+    for n, rows in spec.groupby("dataset_size"):
+        ax.plot(rows["k"], rows["eigenvalue"].clip(lower=1e-12), color=color(n), lw=1.4)
+    ax.set(yscale="log", xlabel="index k", ylabel="eigenvalue λ_k", title="(a) covariance spectrum (clipped at 1e-12)")
+    colorbar(fig, sm, ax, "training images N")
+    largest = spec[spec["dataset_size"] == spec["dataset_size"].max()]
+    lam = largest["eigenvalue"].to_numpy()
+    sigmas = karras_sigmas(10)
+    scolor, ssm = sweep_colors(sigmas, o["cmap"])
+    ax = axes[0, 1]
+    for sig in sigmas:
+        ax.plot(largest["k"], lam / (lam + sig**2), color=scolor(sig), lw=1.2)
+    ax.set(xscale="log", xlabel="index k", ylabel="λ_k / (λ_k + σ²)",
+           title=f"(b) Wiener shrinkage, N = {int(largest['dataset_size'].iloc[0])}")  # fmt: skip
+    colorbar(fig, ssm, ax, "σ (G10)")
+    ax = axes[0, 2]
+    grid = karras_sigmas(40)
+    for n, rows in spec.groupby("dataset_size"):
+        ax.plot(grid, [effective_rank(rows["eigenvalue"].to_numpy(), s) for s in grid], color=color(n), lw=1.4)
+    sigma_axis(ax, "Σ_k λ_k/(λ_k+σ²)")
+    ax.set(yscale="log", title="(c) effective rank of D_G (coarse to fine)")
+    dist = data.table("distillation")
+    runs = _last_epoch_rows(data.experiment("dataset_size"))
+    rows = merge_runs(dist, runs).merge(runs[["run_id", "dataset_size"]].drop_duplicates(), on="run_id", suffixes=("", "_r"))
+    rcolor, rsm = sweep_colors(runs["dataset_size"], o["cmap"])
+    ax = axes[1, 0]
+    for n, r in rows.groupby("dataset_size"):
+        band(ax, r, "sigma", "weight_rel_error", color=rcolor(n), lw=1.4)
+    sigma_axis(ax, "‖W_σ − W_G‖_F / ‖W_G‖_F")
+    ax.set_title("(d) distilled vs Wiener weights")
+    colorbar(fig, rsm, ax, "training images N")
+    diag = data.table("eigen_diagonal")
+    ordered = runs.sort_values("dataset_size")
+    for ax, run, tag in zip(axes[1, 1:], (ordered.iloc[-1], ordered.iloc[0]), "ef"):
+        d = merge_runs(diag, pd.DataFrame([run]))
+        for sig, r in d.groupby("sigma"):
+            ax.scatter(r["shrinkage"], r["diagonal"], s=5, color=scolor(sig), alpha=0.7)
+        ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--")
+        ax.set(xlabel="Wiener shrinkage λ_k/(λ_k+σ²)", ylabel="distilled (UᵀW_σU)_kk",
+               title=f"({tag}) eigenbasis diagonal, N = {int(run['dataset_size'])}")  # fmt: skip
+        ax.grid(alpha=0.3, lw=0.5)
+    colorbar(fig, ssm, axes[1, 2], "σ (G10)")
+    fig.suptitle("Gaussian structure: spectrum of the training covariance and what the denoisers keep of it")
+    return fig
+
+
+def sweep_figure(data: FigureData, experiment: str):
+    """Figs 6–8: distance to the Gaussian denoiser vs σ per swept value, memorization metrics, and
+    samples from the same latents with their nearest training images."""
+    o = data.options
+    column, label = SWEEPS[experiment]
+    runs = data.experiment(experiment)
+    if experiment != "training_epochs":
+        runs = _last_epoch_rows(runs)
+    dist = merge_runs(data.table("denoiser_distances"), runs)
+    dist = dist[dist["pair"] == "network-gaussian"]
+    color, sm = sweep_colors(runs[column], o["cmap"])
+    fig = plt.figure(figsize=(16, 5 + 0.55 * 2 * runs[column].nunique()), constrained_layout=True)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[4.2, 0.55 * 2 * runs[column].nunique() + 0.8])
+    axes = top.subplots(1, 3)
+    for v, rows in dist.groupby(column):
+        band(axes[0], rows, "sigma", "rmse", color=color(v), lw=1.4)
+        band(axes[1], rows, "sigma", "nmse", color=color(v), lw=1.4)
+    sigma_axis(axes[0], "RMSE(network, Gaussian) per pixel")
+    sigma_axis(axes[1], "nMSE(network, Gaussian)")
+    axes[0].set_title("distance to the Gaussian denoiser of the same training set", fontsize=10)
+    colorbar(top, sm, axes[:2], label)
+    gen = merge_runs(data.table("generalization"), runs)
+    gen = gen[gen["sampler"] == (o["sampler"] if (gen["sampler"] == o["sampler"]).any() else gen["sampler"].iloc[0])]
+    ax = axes[2]
+    band(ax, gen, column, "memorized_fraction", color="tab:red", marker="o", label="memorized fraction")
+    band(ax, gen, column, "gl_score", color="tab:blue", marker="s", label="GL score (NN distance / norm)")
+    ax.set(xscale="log", xlabel=label, ylabel="fraction / score", ylim=(-0.03, 1.03))
+    ax.set_title(f"memorization of {int(gen['n_samples'].iloc[0])} samples ({gen['sampler'].iloc[0]})", fontsize=10)
+    swept = sorted(set(gen[column]))
+    ax.set_xticks(swept, [f"{v:g}" for v in swept], fontsize=8, rotation=45 if len(swept) > 6 else 0)
+    ax.minorticks_off()
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(fontsize=8)
+    img_rows, labels, shape = [], [], None
+    first_seed = runs.sort_values("seed").groupby(column).head(1).sort_values(column)
+    for _, r in first_seed.iterrows():
+        path = data.samples_path(r["run_id"], int(r["epoch"]))
+        x, shape = data.load(path, f"network/{data.sampler(path, o['sampler'])}/samples")
+        x = x[: o["n_show"]]
+        train = data.training_images(r["subset"])
+        _, idx = nearest_neighbours(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(train), k=1)
+        img_rows += [x, train[idx[:, 0].numpy()]]
+        labels += [f"{label.split(' (')[0]} {int(r[column])}", "nearest training image"]
+    show_grid(bottom.subplots(), img_rows, shape, labels, "samples from the same latents (odd rows) and their nearest training images (even rows)")
+    fig.suptitle({"dataset_size": "Fig 6 - dataset size", "model_scale": "Fig 7 - model scale",
+                  "training_epochs": "Fig 8 - training epochs"}[experiment] +  # fmt: skip
+                 f": {runs['arch'].iloc[0]}" + ("" if experiment == "model_scale" else f", scale {int(runs['model_scale'].iloc[0])}")
+                 + ("" if experiment == "dataset_size" else f", N = {int(runs['dataset_size'].iloc[0])}"))  # fmt: skip
+    return fig
+
+
+def strong_generalization_figure(data: FigureData):
+    """Fig 9: NN in S1 / Gaussian(S1) / model(S1) / model(S2) / Gaussian(S2) / NN in S2 from the
+    same latents for every pair, and the S1–S2 agreement of every pair."""
+    o = data.options
+    table = data.table("strong_generalization")
+    s = o["sampler"] if (table["sampler"] == o["sampler"]).any() else table["sampler"].iloc[0]
+    table = table[table["sampler"] == s].reset_index(drop=True)
+    n = len(table)
+    ncols = min(n, 4)
+    nrows = int(np.ceil(n / ncols))
+    fig = plt.figure(figsize=(4.2 * ncols + 1, 3.6 * nrows + 4.5), constrained_layout=True)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3.6 * nrows, 4.5])
+    grid_axes = np.atleast_1d(top.subplots(nrows, ncols)).ravel()
+    for ax in grid_axes[n:]:
+        ax.set_axis_off()
+    for ax, (_, p) in zip(grid_axes, table.iterrows()):
+        rows, shape = [], None
+        for run in (p["s1"], p["s2"]):
+            sub = Run.parse(run).subset
+            x, shape = data.load(data.samples_path(run, int(p["epoch"])), f"network/{s}/samples")
+            g, _ = data.load(data.gaussian_samples_path(sub), f"gaussian/{s}/samples")
+            train = data.training_images(sub)
+            x, g = x[: o["n_show"]], g[: o["n_show"]]
+            _, idx = nearest_neighbours(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(train), k=1)
+            rows.append((train[idx[:, 0].numpy()], g, x))
+        (nn1, g1, x1), (nn2, g2, x2) = rows
+        show_grid(ax, [nn1, g1, x1, x2, g2, nn2], shape, ["NN in S1", "Gaussian(S1)", "model(S1)", "model(S2)", "Gaussian(S2)", "NN in S2"],
+                  f"{p['kind']}: N = {int(p['dataset_size'])} per split, scale {int(p['model_scale'])}\n"
+                  f"epoch {int(p['epoch'])}, S1-S2 cosine {p['s1_s2_cosine']:.2f}")  # fmt: skip
+    ax = bottom.subplots()
+    labels = [f"{k}\nN={int(n_)}, c{int(c)}, e{int(e)}" for k, n_, c, e in
+              zip(table["kind"], table["dataset_size"], table["model_scale"], table["epoch"])]  # fmt: skip
+    pos = np.arange(n)
+    for i, (col, name) in enumerate((("s1_s2_cosine", "model(S1) vs model(S2)"), ("gaussian_s1_s2_cosine", "Gaussian(S1) vs Gaussian(S2)"),
+                                     ("network_gaussian_cosine", "model vs its Gaussian"), ("s1_nn_cosine", "model(S1) vs nearest S1 image"))):  # fmt: skip
+        ax.bar(pos + (i - 1.5) * 0.2, table[col], width=0.2, label=name)
+    ax.set_xticks(pos, labels, fontsize=8)
+    ax.set(ylabel=f"mean cosine, same latents ({s})", ylim=(0, 1.05))
+    ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    ax.grid(alpha=0.3, axis="y", lw=0.5)
+    fig.suptitle("Fig 9 - strong generalization: models trained on disjoint halves S1, S2")
+    return fig
+
+
+def architectures_figure(data: FigureData):
+    """Appendix: Figs 2 and 3 for each architecture (distances vs σ; same-latent samples)."""
+    o = data.options
+    runs = _last_epoch_rows(data.experiment("architecture"))
+    dist = merge_runs(data.table("denoiser_distances"), runs)
+    archs = list(dict.fromkeys(runs["arch"]))
+    fig, axes = plt.subplots(2, len(archs), figsize=(5.2 * len(archs), 8.5), squeeze=False, constrained_layout=True)
+    for j, arch in enumerate(archs):
+        r = runs[runs["arch"] == arch].sort_values("seed").iloc[0]
+        for pair, style in PAIRS.items():
+            sel = dist[(dist["run_id"].isin(runs[runs["arch"] == arch]["run_id"])) & (dist["pair"] == pair)]
+            if not sel.empty:
+                band(axes[0, j], sel, "sigma", "rmse", label=pair, lw=1.6, **style)
+        sigma_axis(axes[0, j], "RMSE per pixel")
+        axes[0, j].set_yscale("log")
+        axes[0, j].set_title(f"{arch}, scale {int(r['model_scale'])}, N = {int(r['dataset_size'])}", fontsize=10)
+        path, gpath = data.samples_path(r["run_id"], int(r["epoch"])), data.gaussian_samples_path(r["subset"])
+        s = data.sampler(path, o["same_noise_sampler"])
+        rows, labels, shape = [], [], None
+        for p, den in ((path, "network"), (path, "linear"), (gpath, "gaussian")):
+            try:
+                x, shape = data.load(p, f"{den}/{s}/samples")
+            except KeyError:
+                continue
+            rows.append(x[: o["n_show"]])
+            labels.append(den)
+        show_grid(axes[1, j], rows, shape, labels, f"same latents ({s})")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Architectures: distances between denoisers (top) and same-noise samples (bottom)")
+    return fig
+
+
+def teleportation_figure(data: FigureData):
+    """Analytical teleportation: distance to the full sampler's sample vs network evaluations saved."""
+    o = data.options
+    tel = data.table("teleportation")
+    runs = _last_epoch_rows(data.experiment("dataset_size"))
+    rows = merge_runs(tel, runs).merge(runs[["run_id"]].drop_duplicates(), on="run_id")
+    color, sm = sweep_colors(runs["dataset_size"], o["cmap"])
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), constrained_layout=True)
+    for n, r in rows.groupby("dataset_size"):
+        band(axes[0], r, "nfe_saved", "rmse_to_full", color=color(n), marker="o", ms=3)
+        band(axes[1], r, "nfe_saved", "cosine_to_full", color=color(n), marker="o", ms=3)
+        band(axes[2], r, "nfe_saved", "memorized_fraction", color=color(n), marker="o", ms=3)
+    sampler = rows["sampler"].iloc[0] if "sampler" in rows else ""
+    for ax, yl in zip(axes, ("RMSE to the full sample", "cosine to the full sample", "memorized fraction")):
+        ax.set(xlabel=f"network evaluations saved (of {int(rows['nfe'].max())}, {sampler})", ylabel=yl)
+        if yl == "memorized fraction":
+            ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3, lw=0.5)
+    colorbar(fig, sm, axes, "training images N")
+    fig.suptitle("Analytical teleportation: Gaussian closed form for the first k steps, network for the rest")
+    return fig
+
+
+FIGURES: dict[str, Callable] = {
+    "linearity": linearity_figure,
+    "linear_vs_gaussian": linear_vs_gaussian_figure,
+    "same_noise_samples": same_noise_samples_figure,
+    "gaussian_structure": gaussian_structure_figure,
+    "dataset_size": lambda d: sweep_figure(d, "dataset_size"),
+    "model_scale": lambda d: sweep_figure(d, "model_scale"),
+    "training_epochs": lambda d: sweep_figure(d, "training_epochs"),
+    "strong_generalization": strong_generalization_figure,
+    "architectures": architectures_figure,
+    "teleportation": teleportation_figure,
+}
+
+
+def draw(name: str, data: FigureData, out_png, out_pdf=None) -> None:
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; known: {sorted(FIGURES)}")
+    save(FIGURES[name](data), out_png, out_pdf, dpi=data.options["dpi"])
+
+
+EXPERIMENT_OF = {"linearity": "dataset_size", "gaussian_structure": "dataset_size", "dataset_size": "dataset_size",
+                 "model_scale": "model_scale", "training_epochs": "training_epochs", "teleportation": "dataset_size",
+                 "strong_generalization": "strong_generalization", "architectures": "architecture",
+                 "linear_vs_gaussian": "architecture", "same_noise_samples": "architecture"}  # fmt: skip
+
+
+def figure_description(name: str, config: dict) -> str:
+    """Caption: what the figure plots (its function's docstring) and the config it comes from."""
+    fn = sweep_figure if name in SWEEPS else FIGURES[name]
+    doc = " ".join((fn.__doc__ or "").split())
+    exp = config.get("experiments", {})
+    key = EXPERIMENT_OF[name] if EXPERIMENT_OF[name] in exp else "dataset_size"
+    settings = ", ".join(f"{k} = {v}" for k, v in exp.get(key, {}).items())
+    t, f = config["training"], config.get("figures", {})
+    budget = f"{t['epochs']} epochs" if "epochs" in t else f"{t['duration_kimg']} kimg"
+    return (f"{doc} Data set {config['dataset']['name']} (source {config['dataset']['source']}); "
+            f"experiment {key}: {settings}; model {config['model']['arch']}, training {budget}, "
+            f"seeds {t['seeds']}; figure sampler {f.get('sampler', 'heun18')}.")  # fmt: skip

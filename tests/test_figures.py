@@ -1,0 +1,81 @@
+"""Figures and claims from synthetic tables built to satisfy or to contradict the paper."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import synthetic_study as synth
+from hiddengauss.claims import evaluate_claims, spearman
+from hiddengauss.figures import FIGURES, FigureData, draw, image_grid
+
+
+@pytest.fixture(scope="module")
+def figure_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    synth.write_samples(root)
+    return FigureData(
+        synth.build_tables(),
+        samples_path=lambda run, epoch: root / "samples" / run / f"epoch{epoch}.h5",
+        gaussian_samples_path=lambda subset: root / "samples" / "gaussian" / f"{subset}.h5",
+        training_images=synth.training_images,
+        options={"dpi": 60},
+    )
+
+
+def test_the_config_draws_every_figure_of_outputs_md():
+    assert synth.study().figures() == sorted(FIGURES)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_figure_is_a_non_empty_image_of_the_figure_size(name, figure_data, tmp_path):
+    fig = FIGURES[name](figure_data)
+    w, h = (fig.get_size_inches() * 60).round().astype(int)
+    draw(name, figure_data, tmp_path / "f.png", tmp_path / "f.pdf")
+    img = np.asarray(Image.open(tmp_path / "f.png").convert("L"), dtype=float)
+    assert abs(img.shape[1] - w) <= 1 and abs(img.shape[0] - h) <= 1
+    assert w >= 400 and h >= 200
+    assert (img < 250).mean() > 0.02, "the image is (nearly) blank"
+    assert (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_images_are_clamped_not_stretched():
+    grid = image_grid([np.array([[-3.0, -1.0, 0.0, 0.5]]), np.array([[0.0, 0.0, 0.0, 0.0]])], (1, 2, 2), pad=0)
+    np.testing.assert_allclose(grid[:2, :2], [[0.0, 0.0], [0.5, 0.75]])
+    np.testing.assert_allclose(grid[2:, :2], 0.5)  # a flat image stays mid-grey, not stretched to black/white
+
+
+def test_missing_experiment_is_named():
+    tables = synth.build_tables()
+    tables["runs"] = tables["runs"][tables["runs"]["experiment"] != "model_scale"]
+    with pytest.raises(ValueError, match="model_scale"):
+        FIGURES["model_scale"](FigureData(tables))
+
+
+def test_spearman_matches_definition():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    assert np.isnan(spearman([1, 2], [1, 2]))
+
+
+def test_claims_hold_on_tables_built_to_satisfy_them():
+    claims = evaluate_claims(synth.build_tables(flip=False))
+    required = {"linearity_grows_with_data", "linear_is_gaussian_when_generalizing", "linear_departs_when_memorizing",
+                "gaussian_gap_shrinks_with_data", "gaussian_gap_grows_with_scale", "early_training_is_gaussian",
+                "strong_generalization"}  # fmt: skip
+    assert required <= set(claims["claim_id"])
+    assert claims["holds"].tolist() == [True] * len(claims), claims[["claim_id", "value", "threshold"]]
+
+
+def test_claims_fail_on_tables_built_to_contradict_them():
+    claims = evaluate_claims(synth.build_tables(flip=True))
+    assert claims["holds"].tolist() == [False] * len(claims), claims[["claim_id", "value", "threshold"]]
+
+
+def test_claims_without_an_experiment_are_left_open():
+    tables = synth.build_tables()
+    tables["runs"] = tables["runs"][tables["runs"]["experiment"] != "training_epochs"]
+    claims = evaluate_claims(tables).set_index("claim_id")
+    assert claims.loc["early_training_is_gaussian", "holds"] is None
+    assert "training_epochs" in claims.loc["early_training_is_gaussian", "note"]
+    assert claims.loc["linearity_grows_with_data", "holds"] is np.True_ or claims.loc["linearity_grows_with_data", "holds"] is True

@@ -1,0 +1,56 @@
+rule runs_table:
+    input:
+        checkpoint_dirs(),
+    output:
+        report(
+            f"{RESULTS}/tables/runs.csv",
+            caption="../report/runs.rst",
+            category="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/runs_table.log",
+    conda:
+        "../../envs/hiddengauss.yaml"
+    params:
+        rows=study.experiment_rows(),
+    script:
+        "../scripts/runs_table.py"
+
+
+rule figure:
+    input:
+        unpack(figure_inputs),
+    output:
+        png=report(
+            f"{RESULTS}/figures/{{figure}}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
+        pdf=f"{RESULTS}/figures/{{figure}}.pdf",
+    log:
+        f"{RESULTS}/logs/figure/{{figure}}.log",
+    conda:
+        "../../envs/hiddengauss.yaml"
+    params:
+        options=config["figures"],
+        caption=lambda wc: figure_caption(wc.figure),
+    script:
+        "../scripts/figure.py"
+
+
+rule claims:
+    input:
+        unpack(claims_inputs),
+    output:
+        report(
+            f"{RESULTS}/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+    log:
+        f"{RESULTS}/logs/claims.log",
+    conda:
+        "../../envs/hiddengauss.yaml"
+    script:
+        "../scripts/claims.py"
