@@ -42,10 +42,17 @@ def _runs(tables, experiment, final_only=True) -> pd.DataFrame:
     return rows
 
 
-def _generalization(tables) -> pd.DataFrame:
+def _generalization(tables, final_only: bool = False) -> pd.DataFrame:
+    """Memorization of every evaluated checkpoint (or of every run's final checkpoint: the trained
+    models the paper's claims are about; early checkpoints of an untrained model copy nothing
+    without generalizing either)."""
     gen = tables["generalization"]
     sampler = PREFERRED_SAMPLER if (gen["sampler"] == PREFERRED_SAMPLER).any() else gen["sampler"].iloc[0]
-    return gen[gen["sampler"] == sampler][["run_id", "epoch", "memorized_fraction", "gl_score"]]
+    gen = gen[gen["sampler"] == sampler][["run_id", "epoch", "memorized_fraction", "gl_score"]]
+    if final_only:
+        final = tables["runs"].groupby("run_id")["epoch"].max().reset_index()
+        gen = gen.merge(final, on=["run_id", "epoch"])
+    return gen
 
 
 def gaussian_gap(tables, runs: pd.DataFrame) -> pd.DataFrame:
@@ -78,8 +85,8 @@ def linearity_grows_with_data(tables) -> dict:
 
 def linear_is_gaussian_when_generalizing(tables) -> dict:
     cid, claim = "linear_is_gaussian_when_generalizing", "the distilled linear denoiser matches the Gaussian denoiser when the model generalizes"
-    stat = f"mean over generalizing checkpoints (memorized fraction <= {GENERALIZING}) of max over sigma of nmse(linear, Gaussian)"
-    gen = _generalization(tables)
+    stat = f"mean over generalizing runs (final checkpoint, memorized fraction <= {GENERALIZING}) of max over sigma of nmse(linear, Gaussian)"
+    gen = _generalization(tables, final_only=True)
     good = gen[gen["memorized_fraction"] <= GENERALIZING]
     d = tables["denoiser_distances"]
     d = d[d["pair"] == "linear-gaussian"].merge(good[["run_id", "epoch"]], on=["run_id", "epoch"])
@@ -92,8 +99,8 @@ def linear_is_gaussian_when_generalizing(tables) -> dict:
 def linear_departs_when_memorizing(tables) -> dict:
     cid, claim = "linear_departs_when_memorizing", "the linear-Gaussian match breaks when the model memorizes"
     stat = (f"mean nmse(linear, Gaussian) over sigma: memorizing (memorized fraction >= {MEMORIZING}) "
-            f"divided by generalizing (<= {GENERALIZING}) checkpoints")  # fmt: skip
-    gen = _generalization(tables)
+            f"divided by generalizing (<= {GENERALIZING}) runs, final checkpoints")  # fmt: skip
+    gen = _generalization(tables, final_only=True)
     d = tables["denoiser_distances"]
     d = d[d["pair"] == "linear-gaussian"].groupby(["run_id", "epoch"])["nmse"].mean().rename("nmse").reset_index()
     d = d.merge(gen, on=["run_id", "epoch"])

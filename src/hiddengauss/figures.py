@@ -125,7 +125,7 @@ def colorbar(fig, sm, ax, label: str):
     """A colorbar for a swept parameter, ticked at the values that were swept (at most 12)."""
     cb = fig.colorbar(sm, ax=ax, label=label)
     values = sm.swept if len(sm.swept) <= 12 else sm.swept[:: int(np.ceil(len(sm.swept) / 12))]
-    cb.set_ticks(values, labels=[f"{v:.3g}" for v in values])
+    cb.set_ticks(values, labels=[f"{v:.4g}" for v in values])
     cb.minorticks_off()
     return cb
 
@@ -350,6 +350,9 @@ def sweep_figure(data: FigureData, experiment: str):
         band(axes[1], rows, "sigma", "nmse", color=color(v), lw=1.4)
     sigma_axis(axes[0], "RMSE(network, Gaussian) per pixel")
     sigma_axis(axes[1], "nMSE(network, Gaussian)")
+    axes[0].set_yscale("log")
+    axes[1].set_yscale("log")
+    top.get_layout_engine().set(wspace=0.12)
     axes[0].set_title("distance to the Gaussian denoiser of the same training set", fontsize=10)
     colorbar(top, sm, axes[:2], label)
     gen = merge_runs(data.table("generalization"), runs)
@@ -357,7 +360,7 @@ def sweep_figure(data: FigureData, experiment: str):
     ax = axes[2]
     band(ax, gen, column, "memorized_fraction", color="tab:red", marker="o", label="memorized fraction")
     band(ax, gen, column, "gl_score", color="tab:blue", marker="s", label="GL score (NN distance / norm)")
-    ax.set(xscale="log", xlabel=label, ylabel="fraction / score", ylim=(-0.03, 1.03))
+    ax.set(xscale="log", xlabel=label, ylabel="fraction / score", ylim=(-0.03, max(1.03, 1.05 * gen["gl_score"].max())))
     ax.set_title(f"memorization of {int(gen['n_samples'].iloc[0])} samples ({gen['sampler'].iloc[0]})", fontsize=10)
     swept = sorted(set(gen[column]))
     ax.set_xticks(swept, [f"{v:g}" for v in swept], fontsize=8, rotation=45 if len(swept) > 6 else 0)
