@@ -1,6 +1,7 @@
 """The Snakemake workflow itself: parse-time validation, dry runs, lint, a real smoke run."""
 
 import copy
+import re
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import ROOT, snakemake
 
@@ -117,7 +119,17 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
 
 
 def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
-    """No cluster needed: the slurm executor's dry run shows gpu=1 on every train job."""
-    proc = snakemake(tmp_path, "-n", "--executor", "slurm", "-j", "4", config=smoke_config)
-    blocks = [b for b in proc.stdout.split("\n\n") if "rule train:" in b]
-    assert blocks and all("gpu=1" in b for b in blocks), proc.stdout[-3000:]
+    """No cluster needed: `snakemake --profile slurm -n`, typed in the repository root, puts
+    every GPU rule on the GPU partition with gpu=1 and the rest on the CPU partition."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(smoke_config))
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")]
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    jobs = [(m.group(1), b) for b in proc.stdout.split("\n\n") if (m := re.search(r"^rule (\w+):", b, re.M))]
+    gpu_rules = {"train", "distill", "measure_denoisers", "sample_checkpoint", "teleportation"}
+    assert gpu_rules <= {rule for rule, _ in jobs}
+    for rule, b in jobs:
+        if rule in gpu_rules:
+            assert "gpu=1" in b and "slurm_partition=gpu" in b, b
+        elif rule != "all":
+            assert "gpu=" not in b and "slurm_partition=cpu" in b, b
