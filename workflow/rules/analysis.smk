@@ -19,7 +19,9 @@ rule distill:
         mem_mb=16000,
         runtime=240,
     params:
-        analysis=config["analysis"],
+        analysis=section_params(
+            "analysis", "sigmas", "distill", "noise_seed", "batch_size", "device"
+        ),
     script:
         "../scripts/distill.py"
 
@@ -47,7 +49,16 @@ rule measure_denoisers:
         mem_mb=16000,
         runtime=240,
     params:
-        analysis=config["analysis"],
+        analysis=section_params(
+            "analysis",
+            "sigmas",
+            "linearity_sigmas",
+            "alphas",
+            "n_pairs",
+            "n_inputs",
+            "noise_seed",
+            "device",
+        ),
     script:
         "../scripts/measure_denoisers.py"
 
@@ -63,7 +74,9 @@ rule gaussian_linearity:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        analysis=config["analysis"],
+        analysis=section_params(
+            "analysis", "linearity_sigmas", "alphas", "n_pairs", "noise_seed"
+        ),
     script:
         "../scripts/gaussian_linearity.py"
 

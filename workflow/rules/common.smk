@@ -128,6 +128,26 @@ def train_spec(run_id):
     )
 
 
+def section_params(section, *keys):
+    """The keys of one config section that a rule uses, so that changing any other key does not
+    rerun it (Snakemake reruns a job when its params change)."""
+    return {k: config[section][k] for k in keys if k in config[section]}
+
+
+SAMPLE_KEYS = (
+    "n_samples",
+    "seed_offset",
+    "samplers",
+    "trajectories",
+    "dtype",
+    "s_churn",
+    "s_min",
+    "s_max",
+    "s_noise",
+    "batch_size",
+)
+
+
 def hardware_params(section):
     return {k: section[k] for k in ("device", "tf32", "bf16", "compile")}
 

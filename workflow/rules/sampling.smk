@@ -10,7 +10,7 @@ rule sample_gaussian:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        sampling=config["sampling"],
+        sampling=section_params("sampling", *SAMPLE_KEYS),
     script:
         "../scripts/sample_gaussian.py"
 
@@ -32,7 +32,7 @@ rule sample_checkpoint:
         mem_mb=16000,
         runtime=240,
     params:
-        sampling=config["sampling"],
+        sampling=section_params("sampling", *SAMPLE_KEYS, "device"),
     script:
         "../scripts/sample_checkpoint.py"
 
@@ -70,7 +70,14 @@ rule teleportation:
         mem_mb=16000,
         runtime=240,
     params:
-        sampling=config["sampling"],
+        sampling=section_params(
+            "sampling",
+            "n_samples",
+            "seed_offset",
+            "teleport_sampler",
+            "teleport_skips",
+            "device",
+        ),
     script:
         "../scripts/teleportation.py"
 
