@@ -116,6 +116,36 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
     proc = snakemake(tmp_path, "-n", "--cores", "2", config=smoke_config)
     assert "Nothing to be done" in proc.stdout
     assert list(res.rglob("*.tmp*")) == []
+    check_partial_reruns(tmp_path, smoke_config)
+
+
+def planned(workdir, config) -> dict[str, int]:
+    """Rule -> number of jobs that `snakemake -n` plans for ``config`` in ``workdir``."""
+    out = snakemake(workdir, "-n", config=config).stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def check_partial_reruns(workdir, base):
+    """A config change plans exactly the jobs whose params or inputs it changes."""
+    cfg = copy.deepcopy(base)
+    cfg["figures"] = {"dpi": 100}
+    assert planned(workdir, cfg) == {"figure": 10, "all": 1}
+    cfg = copy.deepcopy(base)
+    cfg.setdefault("analysis", {})["linearity_sigmas"] = "G12"
+    jobs = planned(workdir, cfg)
+    assert set(jobs) == {"measure_denoisers", "gaussian_linearity", "collect_table", "figure", "claims", "all"}, jobs
+    cfg = copy.deepcopy(base)
+    cfg["training"]["lr"] = 0.002  # every run trains again, data, splits and Gaussians stay
+    jobs = planned(workdir, cfg)
+    assert jobs["train"] == 8 and not {"prepare_dataset", "split_dataset", "fit_gaussian", "sample_gaussian"} & set(jobs), jobs
+    cfg = copy.deepcopy(base)
+    cfg["experiments"]["dataset_size"]["sizes"] = [16, 64, 128]  # one new subset, one new run
+    jobs = planned(workdir, cfg)
+    assert jobs["train"] == 1 and jobs["split_dataset"] == 1 and jobs["fit_gaussian"] == 1, jobs
+    assert jobs["distill"] == jobs["sample_checkpoint"] == 1 and "prepare_dataset" not in jobs, jobs
 
 
 def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
