@@ -163,3 +163,30 @@ def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
             assert "gpu=1" in b and "slurm_partition=gpu" in b, b
         elif rule != "all":
             assert "gpu=" not in b and "slurm_partition=cpu" in b, b
+
+
+def test_second_snakemake_in_the_same_directory_is_refused(tmp_path, smoke_config):
+    """Snakemake's lock: while one run holds the directory, a second one stops with a message
+    that says how to --unlock after a crash (README, "After a crash")."""
+    import os
+    import signal
+    import time
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(smoke_config))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--configfile",
+           str(tmp_path / "config.yaml"), "--cores", "1", "results/smoke/splits/n16.h5"]  # fmt: skip
+    first = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        locks = tmp_path / ".snakemake" / "locks"
+        deadline = time.time() + 120
+        while not (locks.exists() and any(locks.iterdir())) and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        os.killpg(first.pid, signal.SIGSTOP)  # hold the lock, deterministically
+        assert locks.exists() and any(locks.iterdir()), "the first run never took the lock"
+        second = snakemake(tmp_path, "--cores", "1", "results/smoke/splits/n16.h5", config=smoke_config, check=False)
+        assert second.returncode != 0
+        assert "Directory cannot be locked" in second.stdout and "--unlock" in second.stdout
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
