@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .tables import last_checkpoints
+
 INTERMEDIATE_SIGMA = (0.4, 10.0)  # the σ range where trained denoisers depart most from D_G [reb]
 MEMORIZING = 0.5  # memorized fraction at or above which a checkpoint memorizes
 GENERALIZING = 0.1  # memorized fraction at or below which a checkpoint generalizes
@@ -38,7 +40,7 @@ def _runs(tables, experiment, final_only=True) -> pd.DataFrame:
     runs = tables["runs"]
     rows = runs[runs["experiment"] == experiment]
     if final_only and not rows.empty:
-        rows = rows.loc[rows.groupby("run_id")["epoch"].idxmax()]
+        rows = last_checkpoints(rows)
     return rows
 
 
@@ -50,8 +52,7 @@ def _generalization(tables, final_only: bool = False) -> pd.DataFrame:
     sampler = PREFERRED_SAMPLER if (gen["sampler"] == PREFERRED_SAMPLER).any() else gen["sampler"].iloc[0]
     gen = gen[gen["sampler"] == sampler][["run_id", "epoch", "memorized_fraction", "gl_score"]]
     if final_only:
-        final = tables["runs"].groupby("run_id")["epoch"].max().reset_index()
-        gen = gen.merge(final, on=["run_id", "epoch"])
+        gen = gen.merge(last_checkpoints(tables["runs"])[["run_id", "epoch"]], on=["run_id", "epoch"])
     return gen
 
 

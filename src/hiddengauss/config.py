@@ -217,17 +217,19 @@ class Study:
             extra.append(self.early_stop_epoch(run))
         return log_spaced_epochs(self.final_epoch(run), t["checkpoints"], t["first_checkpoint_epoch"], extra)
 
+    def member_epochs(self, run: Run, which: str) -> list[int]:
+        """The checkpoints an experiment evaluates of one of its runs ('final' | 'all' | 'early_stop')."""
+        if which == "all":
+            return self.checkpoint_epochs(run)
+        if which == "early_stop":
+            return [self.early_stop_epoch(run)]
+        return [self.final_epoch(run)]
+
     def evaluated_epochs(self, run: Run) -> list[int]:
         """Checkpoints of ``run`` that the analysis evaluates."""
         epochs = {self.final_epoch(run)}
         for rows in self.experiments.values():
-            for r, which in rows:
-                if r != run:
-                    continue
-                if which == "all":
-                    epochs |= set(self.checkpoint_epochs(run))
-                elif which == "early_stop":
-                    epochs.add(self.early_stop_epoch(run))
+            epochs.update(e for r, which in rows if r == run for e in self.member_epochs(r, which))
         return sorted(epochs)
 
     def pairs(self) -> list[dict]:
@@ -251,13 +253,7 @@ class Study:
         rows = []
         for name, members in self.experiments.items():
             for run, which in members:
-                if which == "all":
-                    epochs = self.checkpoint_epochs(run)
-                elif which == "early_stop":
-                    epochs = [self.early_stop_epoch(run)]
-                else:
-                    epochs = [self.final_epoch(run)]
-                for e in epochs:
+                for e in self.member_epochs(run, which):
                     rows.append(dict(experiment=name, run_id=run.id, arch=run.arch, model_scale=run.scale,
                                      dataset_size=run.size, subset=run.subset, split=run.subset, seed=run.seed,
                                      epoch=e, checkpoint=which))  # fmt: skip
@@ -276,12 +272,8 @@ class Study:
 
     def experiment_evaluations(self, name: str, final_only: bool = True) -> list[tuple[Run, int]]:
         """(run, epoch) pairs of an experiment as the figures use them."""
-        out = []
-        for r in self.experiment_rows():
-            if r["experiment"] == name:
-                run = Run.parse(r["run_id"])
-                if not final_only or r["epoch"] == self.final_epoch(run):
-                    out.append((run, r["epoch"]))
+        out = [(run, e) for run, which in self.experiments[name] for e in self.member_epochs(run, which)
+               if not final_only or e == self.final_epoch(run)]  # fmt: skip
         return list(dict.fromkeys(out))
 
     def showcase(self) -> tuple[Run, int]:

@@ -26,6 +26,7 @@ from .config import Run  # noqa: E402
 from .gaussian import effective_rank  # noqa: E402
 from .memorization import nearest_neighbours  # noqa: E402
 from .schedules import karras_sigmas  # noqa: E402
+from .tables import last_checkpoints  # noqa: E402
 
 PAIRS = {  # denoiser pair -> line style
     "network-gaussian": dict(color="tab:blue", ls="-"),
@@ -159,18 +160,13 @@ def save(fig, out_png: str | Path, out_pdf: str | Path | None = None, dpi: int =
     plt.close(fig)
 
 
-def _last_epoch_rows(runs: pd.DataFrame) -> pd.DataFrame:
-    """The last evaluated epoch of every run, in runs.csv (= config) order."""
-    return runs.loc[sorted(runs.groupby("run_id")["epoch"].idxmax())]
-
-
 def _showcase(data: FigureData) -> pd.Series:
     """The run of Fig 3: the main architecture of the architecture experiment, else the largest data set."""
     runs = data.table("runs")
     if (runs["experiment"] == "architecture").any():
-        rows = _last_epoch_rows(data.experiment("architecture"))
+        rows = last_checkpoints(data.experiment("architecture"))
         return rows.iloc[0]
-    rows = _last_epoch_rows(data.experiment("dataset_size"))
+    rows = last_checkpoints(data.experiment("dataset_size"))
     return rows.sort_values("dataset_size").iloc[-1]
 
 
@@ -182,7 +178,7 @@ def linearity_figure(data: FigureData):
     noisy and pure-noise inputs, the score variant, and the α sweep of the largest data set."""
     o = data.options
     lin = data.table("linearity")
-    runs = _last_epoch_rows(data.experiment("dataset_size"))
+    runs = last_checkpoints(data.experiment("dataset_size"))
     net = merge_runs(lin, runs)
     gauss = lin[lin["run_id"].isin([f"gaussian:{s}" for s in runs["subset"]])]
     color, sm = sweep_colors(runs["dataset_size"], o["cmap"])
@@ -221,7 +217,7 @@ def linear_vs_gaussian_figure(data: FigureData):
     dist = data.table("denoiser_distances")
     runs = data.table("runs")
     exp = "architecture" if (runs["experiment"] == "architecture").any() else "dataset_size"
-    runs = _last_epoch_rows(data.experiment(exp))
+    runs = last_checkpoints(data.experiment(exp))
     if exp == "dataset_size":
         runs = runs[runs["dataset_size"] == runs["dataset_size"].max()]
     archs = list(dict.fromkeys(runs["arch"]))
@@ -307,7 +303,7 @@ def gaussian_structure_figure(data: FigureData):
     sigma_axis(ax, "Σ_k λ_k/(λ_k+σ²)")
     ax.set(yscale="log", title="(c) effective rank of D_G (coarse to fine)")
     dist = data.table("distillation")
-    runs = _last_epoch_rows(data.experiment("dataset_size"))
+    runs = last_checkpoints(data.experiment("dataset_size"))
     rows = merge_runs(dist, runs).merge(runs[["run_id", "dataset_size"]].drop_duplicates(), on="run_id", suffixes=("", "_r"))
     rcolor, rsm = sweep_colors(runs["dataset_size"], o["cmap"])
     ax = axes[1, 0]
@@ -338,7 +334,7 @@ def sweep_figure(data: FigureData, experiment: str):
     column, label = SWEEPS[experiment]
     runs = data.experiment(experiment)
     if experiment != "training_epochs":
-        runs = _last_epoch_rows(runs)
+        runs = last_checkpoints(runs)
     dist = merge_runs(data.table("denoiser_distances"), runs)
     dist = dist[dist["pair"] == "network-gaussian"]
     color, sm = sweep_colors(runs[column], o["cmap"])
@@ -432,7 +428,7 @@ def strong_generalization_figure(data: FigureData):
 def architectures_figure(data: FigureData):
     """Appendix: Figs 2 and 3 for each architecture (distances vs σ; same-latent samples)."""
     o = data.options
-    runs = _last_epoch_rows(data.experiment("architecture"))
+    runs = last_checkpoints(data.experiment("architecture"))
     dist = merge_runs(data.table("denoiser_distances"), runs)
     archs = list(dict.fromkeys(runs["arch"]))
     fig, axes = plt.subplots(2, len(archs), figsize=(5.2 * len(archs), 8.5), squeeze=False, constrained_layout=True)
@@ -465,7 +461,7 @@ def teleportation_figure(data: FigureData):
     """Analytical teleportation: distance to the full sampler's sample vs network evaluations saved."""
     o = data.options
     tel = data.table("teleportation")
-    runs = _last_epoch_rows(data.experiment("dataset_size"))
+    runs = last_checkpoints(data.experiment("dataset_size"))
     rows = merge_runs(tel, runs).merge(runs[["run_id"]].drop_duplicates(), on="run_id")
     color, sm = sweep_colors(runs["dataset_size"], o["cmap"])
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), constrained_layout=True)

@@ -41,3 +41,8 @@ def runs_table(rows: list[dict], checkpoints_dir) -> pd.DataFrame:
         out.append({**row, "images_seen": int(ckpt["images_seen"]), "n_params": int(ckpt["n_params"]),
                     "final_loss": float(ckpt["final_loss"])})  # fmt: skip
     return pd.DataFrame(out)
+
+
+def last_checkpoints(runs: pd.DataFrame) -> pd.DataFrame:
+    """The row of each run's last evaluated epoch in (a part of) runs.csv, in the table's order."""
+    return runs.loc[sorted(runs.groupby("run_id")["epoch"].idxmax())]

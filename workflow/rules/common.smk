@@ -216,8 +216,8 @@ def pair_inputs(wildcards):
     p = pair_info(wildcards.pair)
     r1, r2 = Run.parse(p["s1"]), Run.parse(p["s2"])
     return dict(
-        s1=f"{RESULTS}/samples/{p['s1']}/epoch{p['epoch']}.h5",
-        s2=f"{RESULTS}/samples/{p['s2']}/epoch{p['epoch']}.h5",
+        s1=samples_file(r1, p["epoch"]),
+        s2=samples_file(r2, p["epoch"]),
         g1=f"{RESULTS}/samples/gaussian/{r1.subset}.h5",
         g2=f"{RESULTS}/samples/gaussian/{r2.subset}.h5",
         split1=f"{RESULTS}/splits/{r1.subset}.h5",
@@ -277,7 +277,7 @@ def figure_inputs(wildcards):
 
 def figure_caption(name):
     """The figure function's docstring and the config it was drawn from (report caption)."""
-    from hiddengauss.figures import FIGURES, figure_description
+    from hiddengauss.figures import figure_description
 
     return figure_description(name, config)
 
