@@ -13,12 +13,13 @@ from hiddengauss.figures import FIGURES, FigureData, draw, image_grid
 def figure_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     synth.write_samples(root)
+    run, epoch = synth.study().showcase()
     return FigureData(
         synth.build_tables(),
         samples_path=lambda run, epoch: root / "samples" / run / f"epoch{epoch}.h5",
         gaussian_samples_path=lambda subset: root / "samples" / "gaussian" / f"{subset}.h5",
         training_images=synth.training_images,
-        options={"dpi": 60},
+        options={"dpi": 60, "showcase": [run.id, epoch]},
     )
 
 
@@ -36,6 +37,22 @@ def test_figure_is_a_non_empty_image_of_the_figure_size(name, figure_data, tmp_p
     assert w >= 400 and h >= 200
     assert (img < 250).mean() > 0.02, "the image is (nearly) blank"
     assert (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_captions_are_the_figure_docstrings_without_importing_figure_code():
+    import subprocess
+    import sys
+
+    from hiddengauss.captions import figure_description
+    from hiddengauss.figures import sweep_figure
+
+    config = synth.study().config
+    for name, fn in FIGURES.items():
+        doc = " ".join(((sweep_figure if fn.__name__ == "<lambda>" else fn).__doc__ or "").split())
+        assert len(doc) > 40 and figure_description(name, config).startswith(doc)
+    probe = "import sys, hiddengauss.captions; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]  # Snakemake evaluates captions on every invocation
 
 
 def test_images_are_clamped_not_stretched():

@@ -161,13 +161,15 @@ def save(fig, out_png: str | Path, out_pdf: str | Path | None = None, dpi: int =
 
 
 def _showcase(data: FigureData) -> pd.Series:
-    """The run of Fig 3: the main architecture of the architecture experiment, else the largest data set."""
-    runs = data.table("runs")
-    if (runs["experiment"] == "architecture").any():
-        rows = last_checkpoints(data.experiment("architecture"))
-        return rows.iloc[0]
-    rows = last_checkpoints(data.experiment("dataset_size"))
-    return rows.sort_values("dataset_size").iloc[-1]
+    """The run of Fig 3, as chosen by ``Study.showcase`` and passed in ``options["showcase"]``
+    (run id, epoch): its row of the runs table."""
+    if "showcase" not in data.options:
+        raise KeyError("the same-noise figure needs options['showcase'] = (run id, epoch), see Study.showcase")
+    run_id, epoch = data.options["showcase"]
+    rows = data.table("runs").query("run_id == @run_id and epoch == @epoch")
+    if rows.empty:
+        raise KeyError(f"showcase run {run_id} epoch {epoch} is not in the runs table")
+    return rows.iloc[0]
 
 
 # --------------------------------------------------------------------------- figures
@@ -498,23 +500,3 @@ def draw(name: str, data: FigureData, out_png, out_pdf=None) -> None:
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}; known: {sorted(FIGURES)}")
     save(FIGURES[name](data), out_png, out_pdf, dpi=data.options["dpi"])
-
-
-EXPERIMENT_OF = {"linearity": "dataset_size", "gaussian_structure": "dataset_size", "dataset_size": "dataset_size",
-                 "model_scale": "model_scale", "training_epochs": "training_epochs", "teleportation": "dataset_size",
-                 "strong_generalization": "strong_generalization", "architectures": "architecture",
-                 "linear_vs_gaussian": "architecture", "same_noise_samples": "architecture"}  # fmt: skip
-
-
-def figure_description(name: str, config: dict) -> str:
-    """Caption: what the figure plots (its function's docstring) and the config it comes from."""
-    fn = sweep_figure if name in SWEEPS else FIGURES[name]
-    doc = " ".join((fn.__doc__ or "").split())
-    exp = config.get("experiments", {})
-    key = EXPERIMENT_OF[name] if EXPERIMENT_OF[name] in exp else "dataset_size"
-    settings = ", ".join(f"{k} = {v}" for k, v in exp.get(key, {}).items())
-    t, f = config["training"], config.get("figures", {})
-    budget = f"{t['epochs']} epochs" if "epochs" in t else f"{t['duration_kimg']} kimg"
-    return (f"{doc} Data set {config['dataset']['name']} (source {config['dataset']['source']}); "
-            f"experiment {key}: {settings}; model {config['model']['arch']}, training {budget}, "
-            f"seeds {t['seeds']}; figure sampler {f.get('sampler', 'heun18')}.")  # fmt: skip

@@ -14,6 +14,7 @@ from hiddengauss.config import (
     available_count,
     validate_config,
 )
+from hiddengauss.captions import figure_description
 from hiddengauss.splits import SUBSET_PATTERN, SplitError
 
 try:
@@ -275,11 +276,17 @@ def figure_inputs(wildcards):
     return out
 
 
-def figure_caption(name):
+def figure_caption(wildcards):
     """The figure function's docstring and the config it was drawn from (report caption)."""
-    from hiddengauss.figures import figure_description
+    return figure_description(wildcards.figure, config)
 
-    return figure_description(name, config)
+
+def figure_options(wildcards):
+    """config["figures"], plus for Fig 3 the (run id, epoch) that Study.showcase chose."""
+    if wildcards.figure != "same_noise_samples":
+        return config["figures"]
+    run, epoch = study.showcase()
+    return {**config["figures"], "showcase": [run.id, epoch]}
 
 
 def claims_inputs(wildcards):

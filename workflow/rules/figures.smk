@@ -33,8 +33,8 @@ rule figure:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        options=config["figures"],
-        caption=lambda wc: figure_caption(wc.figure),
+        options=figure_options,
+        caption=figure_caption,
     script:
         "../scripts/figure.py"
 
