@@ -51,6 +51,15 @@ def edit(path, value):
         (["experiments", "dataset_size", "model_scale"], 0, r"'experiments.dataset_size.model_scale': 0 is out of range"),
         (["experiments", "architecture"], {"dataset_size": 8, "model_scale": 4, "archs": ["unet"]}, r"'experiments.architecture.archs.0': 'unet' is not one of"),
         (["gaussian", "store_dtype"], "float16", r"'gaussian.store_dtype': 'float16' is not one of"),
+        (["training", "lr"], "fast", r"'training.lr': 'fast' is not of type 'number'"),
+        (["model", "arch"], "unet", r"'model.arch': 'unet' is not one of the allowed values \['ncsnpp', 'ddpmpp', 'adm'\]"),
+        (["experiments", "model_scale"], {"dataset_size": 8, "scales": [4, -8]}, r"'experiments.model_scale.scales.1': -8 is out of range \(minimum 1\)"),
+        (["experiments", "model_scale"], {"dataset_size": 8, "scales": []}, r"'experiments.model_scale.scales': the list must not be empty"),
+        (["experiments", "strong_generalization"], {"sizes": [8], "model_scale": 0},
+         r"'experiments.strong_generalization.model_scale': 0 is neither of the accepted forms .*0 is out of range \(minimum 1\)"),
+        (["experiments", "strong_generalization"], {"sizes": [8, 16], "model_scale": [4]},
+         r"'experiments.strong_generalization.model_scale': \[4\] needs one scale per entry of sizes \[8, 16\]"),
+        (["dataset", "name"], "my data", r"'dataset.name': 'my data' does not match"),
     ],
 )
 def test_bad_config_names_key(path, value, pattern):

@@ -125,6 +125,12 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
         assert table.read_bytes() == twin.read_bytes(), f"{table.name} differs between two runs of the same config"
 
 
+def rule_blocks(out: str) -> list[tuple[str, str]]:
+    """(rule, its job block) for every job a `snakemake -n` output lists."""
+    blocks = re.split(r"^(?=(?:local)?rule \w+:)", out, flags=re.M)
+    return [(m.group(1), b) for b in blocks if (m := re.match(r"(?:local)?rule (\w+):", b))]
+
+
 def planned(workdir, config) -> dict[str, int]:
     """Rule -> number of jobs that `snakemake -n` plans for ``config`` in ``workdir``."""
     out = snakemake(workdir, "-n", config=config).stdout
@@ -161,7 +167,7 @@ def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
     cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")]
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    jobs = [(m.group(1), b) for b in proc.stdout.split("\n\n") if (m := re.search(r"^rule (\w+):", b, re.M))]
+    jobs = rule_blocks(proc.stdout)
     gpu_rules = {"train", "distill", "measure_denoisers", "sample_checkpoint", "teleportation"}
     assert gpu_rules <= {rule for rule, _ in jobs}
     for rule, b in jobs:
@@ -196,3 +202,33 @@ def test_second_snakemake_in_the_same_directory_is_refused(tmp_path, smoke_confi
         os.killpg(first.pid, signal.SIGCONT)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+
+
+PAPER_RUNS = {
+    "ffhq64": {"ncsnpp_c128_n68_s0", "ncsnpp_c128_n137_s0", "ncsnpp_c128_n1094_s0", "ncsnpp_c128_n8750_s0",
+               "ncsnpp_c128_n35000_s0", "ncsnpp_c128_n70000_s0",  # Fig 6
+               "ncsnpp_c4_n1094_s0", "ncsnpp_c8_n1094_s0", "ncsnpp_c16_n1094_s0", "ncsnpp_c32_n1094_s0",
+               "ncsnpp_c64_n1094_s0",  # Fig 7 (scale 128 shared with Fig 6; Fig 8 is that run's checkpoints)
+               "ncsnpp_c128_n1094s2_s0", "ncsnpp_c128_n35000s2_s0", "ncsnpp_c8_n1094s2_s0",  # Fig 9 twins, scale-8 remedy
+               "ddpmpp_c128_n70000_s0", "adm_c128_n70000_s0"},  # appendix architectures
+    "cifar10": {"ncsnpp_c128_n782_s0", "ncsnpp_c128_n3125_s0", "ncsnpp_c128_n25000_s0", "ncsnpp_c128_n50000_s0",
+                "ncsnpp_c128_n782s2_s0", "ncsnpp_c64_n25000_s0", "ncsnpp_c64_n25000s2_s0",
+                "ncsnpp_c4_n782_s0", "ncsnpp_c4_n782s2_s0"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_RUNS))
+def test_paper_scale_config_plans_exactly_the_papers_training_runs(name, tmp_path):
+    """config/ffhq64.yaml and config/cifar10.yaml: the dry-run DAG trains exactly the paper's grid
+    (data need not exist for planning), with epoch 921 on the checkpoint grid of the early-stop runs."""
+    cfg = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
+    out = snakemake(tmp_path, "-n", "--cores", "2", config=cfg).stdout
+    trained = {re.search(r"wildcards: run=(\S+)", b).group(1) for rule, b in rule_blocks(out) if rule == "train"}
+    assert trained == PAPER_RUNS[name]
+    from hiddengauss.config import Run, Study, validate_config
+
+    study = Study(validate_config(cfg))
+    small = min(cfg["experiments"]["strong_generalization"]["sizes"])
+    for rid in (f"ncsnpp_c128_n{small}_s0", f"ncsnpp_c128_n{small}s2_s0"):
+        assert 921 in study.checkpoint_epochs(Run.parse(rid))
+    assert {p["kind"] for p in study.pairs()} == {"full", "early_stop", "small_scale"}

@@ -61,6 +61,9 @@ def _describe(error: jsonschema.ValidationError, root: dict) -> str:
         return f"config key '{key}': {error.message}"
     if v == "minItems":
         return f"config key '{key}': the list must not be empty (at least {error.validator_value} item)"
+    if v in ("oneOf", "anyOf"):  # name each accepted form, and why the value fits none
+        reasons = "; ".join(dict.fromkeys(_describe(c, root).split(": ", 1)[-1] for c in error.context))
+        return f"config key '{key}': {error.instance!r} is neither of the accepted forms ({schema.get('description', '')}): {reasons}"
     if v == "uniqueItems":
         return f"config key '{key}': the list {error.instance!r} has repeated values"
     return f"config key '{key}': {error.message}"
@@ -99,6 +102,10 @@ def _check_cross_keys(config: dict) -> None:
     alphas = config.get("analysis", {}).get("alphas", [])
     if "a" in fig and alphas and not any(abs(fig["a"] - a) < 1e-9 for a in alphas):
         raise ConfigError(f"config key 'figures.a': {fig['a']} is not one of analysis.alphas {alphas}")
+    sg = config.get("experiments", {}).get("strong_generalization", {})
+    if isinstance(sg.get("model_scale"), list) and len(sg["model_scale"]) != len(sg["sizes"]):
+        raise ConfigError(f"config key 'experiments.strong_generalization.model_scale': {sg['model_scale']} needs one "
+                          f"scale per entry of sizes {sg['sizes']} (or a single integer)")  # fmt: skip
     if "cmap" in fig:
         import matplotlib
 
@@ -177,13 +184,14 @@ class Study:
             out["training_epochs"] = [(Run(arch, e["model_scale"], sid(e["dataset_size"]), s), "all") for s in seeds]
         if "strong_generalization" in exp:
             e = exp["strong_generalization"]
-            runs = [(Run(arch, e["model_scale"], sid(n, half), s), "final")
+            scale = pair_scales(e)
+            runs = [(Run(arch, scale[n], sid(n, half), s), "final")
                     for n in e["sizes"] for half in (False, True) for s in seeds]  # fmt: skip
             smallest = min(e["sizes"])
             if "small_scale" in e:
                 runs += [(Run(arch, e["small_scale"], sid(smallest, half), s), "final") for half in (False, True) for s in seeds]
             if "early_stop_epoch" in e:
-                runs += [(Run(arch, e["model_scale"], sid(smallest, half), s), "early_stop") for half in (False, True) for s in seeds]
+                runs += [(Run(arch, scale[smallest], sid(smallest, half), s), "early_stop") for half in (False, True) for s in seeds]
             out["strong_generalization"] = runs
         if "architecture" in exp:
             e = exp["architecture"]
@@ -317,6 +325,13 @@ class Study:
                 raise splits_mod.SplitError(
                     f"evaluation.size {size} is larger than the {n_evalset} images of the evaluation data set"
                 )
+
+
+def pair_scales(section: dict) -> dict[int, int]:
+    """experiments.strong_generalization: size -> model scale (``model_scale`` is one scale for
+    every size, or a list with one scale per entry of ``sizes``)."""
+    scale = section["model_scale"]
+    return dict(zip(section["sizes"], scale)) if isinstance(scale, list) else dict.fromkeys(section["sizes"], scale)
 
 
 def available_count(spec: dict | None, prepared_h5: str | Path) -> int | None:

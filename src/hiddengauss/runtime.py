@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 
@@ -20,6 +21,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         log.info("device: %s (%s)", device, torch.cuda.get_device_name(device))
     else:
         log.info("device: cpu (%d threads)", torch.get_num_threads())
+    if "SLURM_JOB_ID" in os.environ:  # what the scheduler allocated (checked by .ci/slurm_test.sh)
+        keys = ["SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_JOB_GPUS", "SLURM_GPUS", "CUDA_VISIBLE_DEVICES"]
+        log.info("slurm: %s", ", ".join(f"{k}={os.environ[k]}" for k in keys if k in os.environ))
     return device
 
 
