@@ -22,6 +22,7 @@ from .distill import (
     wiener_matrix,
 )
 from .gaussian import GaussianModel
+from .io import read_array
 from .metrics import denoiser_distance, fixed_noise, linearity_from_outputs, mixing_weights
 
 log = logging.getLogger("hiddengauss")
@@ -157,8 +158,8 @@ def load_linear_maps(path) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
     with h5py.File(path, "r") as f:
         if "W" not in f:
             raise ValueError(f"{path} keeps no weights (analysis.distill.store: none)")
-        w, b = f["W"][...].astype(np.float64), f["b"][...]
-        return {float(s): (torch.from_numpy(w[i]), torch.from_numpy(b[i])) for i, s in enumerate(f["sigmas"][...])}
+        w, b = read_array(f, "W").astype(np.float64), read_array(f, "b")
+        return {float(s): (torch.from_numpy(w[i]), torch.from_numpy(b[i])) for i, s in enumerate(read_array(f, "sigmas"))}
 
 
 def load_split_images(split_h5, data_h5, device="cpu") -> tuple[torch.Tensor, tuple[int, int, int]]:

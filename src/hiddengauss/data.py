@@ -51,6 +51,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .io import NUMERIC_KINDS
+
 _LOG = logging.getLogger("hiddengauss")
 
 SOURCES = ("digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "npz")
@@ -852,7 +854,10 @@ def _open_h5(path):
 
 
 def _read_rows(ds, indices, where: str) -> np.ndarray:
-    """Rows of an HDF5 dataset at ``indices`` (any order, duplicates allowed)."""
+    """Rows of an HDF5 dataset at ``indices`` (any order, duplicates allowed); numbers only."""
+    if ds.dtype.kind not in NUMERIC_KINDS:
+        raise DataError(f"{where} is not a numeric array (dtype {ds.dtype}); refusing to read it "
+                        "(only numbers are read from HDF5 files, nothing is unpickled)")  # fmt: skip
     if indices is None:
         return ds[...]
     idx = np.asarray(indices)

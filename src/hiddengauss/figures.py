@@ -24,6 +24,7 @@ from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 from .config import Run  # noqa: E402
 from .gaussian import effective_rank  # noqa: E402
+from .io import read_array  # noqa: E402
 from .memorization import nearest_neighbours  # noqa: E402
 from .schedules import karras_sigmas  # noqa: E402
 from .tables import last_checkpoints  # noqa: E402
@@ -69,9 +70,7 @@ class FigureData:
 
     def load(self, path, key: str) -> np.ndarray:
         with h5py.File(path, "r") as f:
-            if key not in f:
-                raise KeyError(f"{path} holds no {key!r}")
-            return f[key][...], tuple(int(v) for v in f.attrs["image_shape"])
+            return read_array(f, key), tuple(int(v) for v in f.attrs["image_shape"])
 
     def sampler(self, path, preferred: str, denoiser: str = "network") -> str:
         with h5py.File(path, "r") as f:

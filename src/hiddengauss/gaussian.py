@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import torch
 
-from .io import atomic_h5
+from .io import atomic_h5, read_array
 
 Sigma = float | torch.Tensor
 
@@ -223,7 +223,7 @@ class GaussianModel:
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "GaussianModel":
         with h5py.File(path, "r") as f:
-            t = lambda k: torch.from_numpy(f[k][...].astype(np.float64)).to(device)  # noqa: E731
+            t = lambda k: torch.from_numpy(read_array(f, k).astype(np.float64)).to(device)  # noqa: E731
             return cls(
                 t("mean"), t("eigenvalues"), t("eigenvectors"), int(f.attrs["n_images"]),
                 tuple(int(v) for v in f.attrs["image_shape"]), int(f.attrs["n_clipped"]),
@@ -281,7 +281,7 @@ def spectrum_table(gaussian_files: list[str]):
     frames = []
     for path in gaussian_files:
         with h5py.File(path, "r") as f:
-            lam = f["eigenvalues"][...]
+            lam = read_array(f, "eigenvalues")
             subset = str(f.attrs.get("subset", Path(path).stem))
             frames.append(
                 pd.DataFrame(

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import torch
 
-from .io import atomic_h5
+from .io import atomic_h5, read_array
 from .memorization import (
     generalization_summary,
     max_cosine_mean_removed,
@@ -67,9 +67,7 @@ def save_samples(path, sets: dict, seeds: list[int], image_shape, extra: dict | 
 
 def load_samples(path, key: str) -> torch.Tensor:
     with h5py.File(path, "r") as f:
-        if key not in f:
-            raise KeyError(f"{path} holds no samples {key!r} (has {sorted(f)})")
-        return torch.from_numpy(f[key][...].astype(np.float64))
+        return torch.from_numpy(read_array(f, key).astype(np.float64))
 
 
 def sampler_names(path, denoiser: str = "network") -> list[str]:

@@ -43,6 +43,26 @@ def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
             yield f
 
 
+NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+
+
+def read_array(f: h5py.File, key: str, rows=None):
+    """``f[key]`` (or its ``rows``) as a numpy array, refusing anything that is not plain numbers.
+
+    HDF5 can hold opaque bytes, variable-length strings and object references; a file from
+    elsewhere could carry a pickled payload there. Nothing in the pipeline unpickles; a
+    non-numeric dataset where numbers belong is an error that names the file and the key.
+    """
+    if key not in f:
+        raise KeyError(f"{f.filename} holds no {key!r} (has {sorted(f)})")
+    ds = f[key]
+    if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in NUMERIC_KINDS:
+        kind = type(ds).__name__ if not isinstance(ds, h5py.Dataset) else f"dtype {ds.dtype}"
+        raise ValueError(f"{f.filename}: {key!r} is not a numeric array ({kind}); refusing to read it "
+                         "(only numbers are read from HDF5 files, nothing is unpickled)")  # fmt: skip
+    return ds[...] if rows is None else ds[rows]
+
+
 def write_csv(frame, path: str | Path) -> None:
     """Write a pandas DataFrame as CSV atomically."""
     with atomic_path(path) as tmp:

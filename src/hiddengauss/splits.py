@@ -126,5 +126,7 @@ def load_split(path) -> np.ndarray:
     """The indices stored by :func:`save_split`."""
     import h5py
 
+    from .io import read_array
+
     with h5py.File(path, "r") as f:
-        return f["indices"][...]
+        return read_array(f, "indices")
