@@ -232,3 +232,17 @@ def test_paper_scale_config_plans_exactly_the_papers_training_runs(name, tmp_pat
     for rid in (f"ncsnpp_c128_n{small}_s0", f"ncsnpp_c128_n{small}s2_s0"):
         assert 921 in study.checkpoint_epochs(Run.parse(rid))
     assert {p["kind"] for p in study.pairs()} == {"full", "early_stop", "small_scale"}
+
+
+def test_conda_env_matches_pyproject():
+    """envs/hiddengauss.yaml (--sdm conda) pins the same packages and minimum versions as
+    pyproject.toml (Snakemake itself runs outside the rule environment)."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = dict(re.fullmatch(r"([\w-]+)(>=[\d.]+)", d.replace(" ", "")).groups() for d in deps)
+    wanted.pop("snakemake")
+    conda_name = {"torch": "pytorch", "matplotlib": "matplotlib-base"}
+    env = yaml.safe_load((ROOT / "envs" / "hiddengauss.yaml").read_text())["dependencies"]
+    have = dict(re.fullmatch(r"([\w-]+)(>=[\d.]+)", d.replace(" ", "")).groups() for d in env if not d.startswith("python"))
+    assert {conda_name.get(k, k): v for k, v in wanted.items()} == have

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .tables import last_checkpoints
+from .tables import last_checkpoints, require_finite
 
 INTERMEDIATE_SIGMA = (0.4, 10.0)  # the σ range where trained denoisers depart most from D_G [reb]
 MEMORIZING = 0.5  # memorized fraction at or above which a checkpoint memorizes
@@ -189,6 +189,7 @@ def strong_generalization(tables) -> list[dict]:
 def evaluate_claims(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """claims.csv from the run's tables (runs, linearity, denoiser_distances, generalization,
     strong_generalization)."""
+    require_finite(tables)
     rows = [linearity_grows_with_data(tables), linear_is_gaussian_when_generalizing(tables),
             linear_departs_when_memorizing(tables), gaussian_gap_shrinks_with_data(tables),
             *gaussian_gap_grows_with_scale(tables), *early_training_is_gaussian(tables),

@@ -27,7 +27,7 @@ from .gaussian import effective_rank  # noqa: E402
 from .io import read_array  # noqa: E402
 from .memorization import nearest_neighbours  # noqa: E402
 from .schedules import karras_sigmas  # noqa: E402
-from .tables import last_checkpoints  # noqa: E402
+from .tables import last_checkpoints, require_finite  # noqa: E402
 
 PAIRS = {  # denoiser pair -> line style
     "network-gaussian": dict(color="tab:blue", ls="-"),
@@ -54,6 +54,7 @@ class FigureData:
 
     def __post_init__(self):
         self.options = {**DEFAULT_OPTIONS, **self.options}
+        require_finite(self.tables)  # no NaN reaches a figure
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in self.tables:

@@ -6,6 +6,23 @@ import numpy as np
 import pandas as pd
 
 
+class NonFiniteTableError(ValueError):
+    """A table holds NaN or an infinity where figures and claims expect numbers."""
+
+
+def require_finite(tables: dict[str, pd.DataFrame]) -> None:
+    """Raise NonFiniteTableError naming the table, the column, the count and the first row's
+    identifying values if any numeric value of any table is NaN or infinite."""
+    for name, frame in tables.items():
+        numeric = frame.select_dtypes("number")
+        bad = ~np.isfinite(numeric.to_numpy(dtype=float))
+        for c in np.flatnonzero(bad.any(axis=0)):
+            col, rows = numeric.columns[c], np.flatnonzero(bad[:, c])
+            ident = ", ".join(f"{k}={frame.iloc[rows[0]][k]}" for k in frame.columns if k != col)[:200]
+            raise NonFiniteTableError(f"table {name}: column {col!r} has {len(rows)} non-finite value"
+                                      f"{'s' if len(rows) > 1 else ''} (first at row {rows[0]}: {ident})")  # fmt: skip
+
+
 def concat_with_keys(paths: list[str], keys: list[dict]) -> pd.DataFrame:
     """Concatenate CSV files, putting the columns of ``keys[i]`` in front of file i's rows.
 
@@ -17,11 +34,7 @@ def concat_with_keys(paths: list[str], keys: list[dict]) -> pd.DataFrame:
     frames = []
     for path, key in zip(paths, keys):
         frame = pd.read_csv(path)
-        numeric = frame.select_dtypes("number")
-        bad = ~np.isfinite(numeric.to_numpy(dtype=float))
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise ValueError(f"{path}: non-finite value in column {numeric.columns[c]!r} (row {r})")
+        require_finite({path: frame})
         frames.append(frame.assign(**key)[list(key) + list(frame.columns)])
     return pd.concat(frames, ignore_index=True)
 
