@@ -39,7 +39,7 @@ cleanup() {
             kill -9 "$pid" 2> /dev/null
         fi
     done
-    [ -n "$FAKE_GPU" ] && rm -f "$FAKE_GPU"
+    [ -n "$FAKE_GPU" ] && rm -f $FAKE_GPU
     echo "== slurm daemons stopped"
 }
 trap cleanup EXIT
@@ -50,10 +50,13 @@ chown munge:munge /run/munge
 [ -s /etc/munge/munge.key ] || { mungekey --create --force 2> /dev/null || dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 status=none; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
 runuser -u munge -- /usr/sbin/munged
 munge -n | unmunge > /dev/null
-if [ ! -e /dev/nvidia0 ]; then # Slurm's GPU gres needs a device file; a GPU-less CI gets a fake one
-    mknod /dev/nvidia0 c 195 0
-    FAKE_GPU=/dev/nvidia0
-fi
+# Slurm's GPU gres needs device files; a GPU-less CI gets two fake ones (two GPU jobs at once)
+for i in 0 1; do
+    if [ ! -e /dev/nvidia$i ]; then
+        mknod /dev/nvidia$i c 195 $i
+        FAKE_GPU="$FAKE_GPU /dev/nvidia$i"
+    fi
+done
 HOST=$(hostname -s)
 getent hosts "$HOST" > /dev/null || echo "127.0.0.1 $HOST" >> /etc/hosts
 MEM=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
@@ -77,11 +80,11 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 MinJobAge=600
 ReturnToService=2
-NodeName=$HOST CPUs=$(nproc) RealMemory=$MEM Gres=gpu:fake:1 State=UNKNOWN
+NodeName=$HOST CPUs=$(nproc) RealMemory=$MEM Gres=gpu:fake:2 State=UNKNOWN
 PartitionName=cpu Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$HOST MaxTime=INFINITE State=UP
 EOF
-echo "NodeName=$HOST Name=gpu Type=fake File=/dev/nvidia0" > /etc/slurm/gres.conf
+echo "NodeName=$HOST Name=gpu Type=fake File=/dev/nvidia[0-1]" > /etc/slurm/gres.conf
 slurmctld
 slurmd
 for _ in $(seq 60); do [ "$(sinfo -h -o %T 2> /dev/null)" = idle ] && break; sleep 1; done
@@ -89,7 +92,7 @@ for _ in $(seq 60); do [ "$(sinfo -h -o %T 2> /dev/null)" = idle ] && break; sle
 sinfo
 
 # The repository's slurm profile with what a CI site changes: status by squeue (no slurmdbd
-# here), quick status checks, and requests that fit this node (its CPUs, memory, one GPU).
+# here), quick status checks, and requests that fit this node (its CPUs, memory, GPUs).
 mkdir -p "$WORK/profile"
 python - "$ROOT/profiles/slurm/config.v8+.yaml" "$WORK/profile/config.v8+.yaml" "$(nproc)" "$MEM" << 'EOF'
 import sys, yaml
@@ -113,7 +116,7 @@ echo "== the same config through the slurm profile"
 start=$SECONDS
 timeout -s KILL "$LIMIT" python -m snakemake --profile "$WORK/profile" -d "$WORK/slurm" --configfile config/smoke.yaml > "$WORK/slurm.log" 2>&1 \
     || { tail -40 "$WORK/slurm.log"; tail -20 /var/log/slurm/slurmctld.log; exit 1; }
-echo "   $((SECONDS - start)) s, $(grep -c 'Submitted job' "$WORK/slurm.log") jobs submitted to slurm"
+echo "   $((SECONDS - start)) s, $(grep -c 'has been submitted with SLURM jobid' "$WORK/slurm.log") jobs submitted to slurm"
 
 python - "$WORK" << 'EOF'
 import re, sys
@@ -132,7 +135,8 @@ for rule in gpu_rules:
         assert m, f"{f}: the job did not run under slurm"
         env = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
         assert env.get("SLURM_JOB_PARTITION") == "gpu", f"{f}: {env}"
-        assert env.get("CUDA_VISIBLE_DEVICES") == "0" or env.get("SLURM_JOB_GPUS") == "0", f"{f}: no GPU allocated: {env}"
+        gpus = env.get("SLURM_JOB_GPUS", env.get("CUDA_VISIBLE_DEVICES", ""))
+        assert gpus in ("0", "1"), f"{f}: no (single) GPU allocated: {env}"
     print(f"   {rule}: {len(files)} jobs ran on partition gpu with a GPU allocated")
 cpu = [f for f in logs.rglob("*.log") if f.parent.name in ("fit_gaussian", "prepare_dataset")]
 for f in cpu:

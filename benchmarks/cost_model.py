@@ -1,0 +1,111 @@
+"""GPU-hours of a config: every training run and every evaluated checkpoint of its DAG.
+
+    python benchmarks/cost_model.py config/ffhq64.yaml [--throughput JSON]
+
+Training: images seen per run × GPU-seconds per image for its architecture, scale and image
+size. Without a measured throughput the reference is EDM's published cost on V100s (Karras
+et al. 2022, appendix: FFHQ-64 and CIFAR-10 at 200 Mimg took about 4 and 2 days on 8 V100s
+for the 63M/56M-parameter networks), scaled by (scale/128)² (convolution FLOPs grow with
+channels²) with a floor of 5% for the small networks, which are launch-bound on a GPU.
+``--throughput`` takes the JSON of ``benchmarks/train_throughput.py --device cuda`` instead
+(images/s per arch, resolution and scale measured on your GPU).
+
+Analysis: network evaluations (NFE) per evaluated checkpoint (distillation: sigmas ×
+samples_per_dim × d; linearity: sigma grid × pairs × (2 + alphas) × 2 input kinds; sampling:
+n_samples × NFE of each sampler), at three times the training rate (forward only).
+
+Prints a table per experiment (a run shared by two experiments counts in both; the total
+counts it once) and writes benchmarks/out/cost-<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from hiddengauss.config import Study, validate_config  # noqa: E402
+from hiddengauss.sampling import PRESETS, nfe  # noqa: E402
+from hiddengauss.schedules import sigma_grid  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+# GPU-seconds per training image of a scale-128 network on one V100 (EDM's reported runs)
+V100_S_PER_IMAGE = {64: 4 * 86400 * 8 / 200e6, 32: 2 * 86400 * 8 / 200e6}
+FLOOR = 0.05
+
+
+def seconds_per_image(arch: str, scale: int, resolution: int, measured: dict | None) -> float:
+    if measured is not None:
+        key = (arch, resolution, scale)
+        if key not in measured:
+            raise SystemExit(f"--throughput has no measurement for {key}; have {sorted(measured)}")
+        return 1.0 / measured[key]
+    ref = V100_S_PER_IMAGE.get(resolution, V100_S_PER_IMAGE[64] * (resolution / 64) ** 2)
+    return ref * max((scale / 128) ** 2, FLOOR)
+
+
+def load_measured(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    rows = json.loads(Path(path).read_text())["results"]
+    return {(r["arch"], int(r["resolution"]), int(r["model_scale"])): float(r["images_per_s"]) for r in rows if r.get("images_per_s")}
+
+
+def analysis_nfe(config: dict, d: int) -> int:
+    """Network evaluations the analysis spends on one checkpoint."""
+    a, s = config["analysis"], config["sampling"]
+    distill = len(sigma_grid(a["sigmas"])) * a["distill"]["samples_per_dim"] * d
+    linearity = len(sigma_grid(a["linearity_sigmas"])) * a["n_pairs"] * (2 + len(a["alphas"])) * 2
+    sampling = s["n_samples"] * sum(nfe(PRESETS[name]) for name in s["samplers"])
+    return distill + linearity + sampling
+
+
+def cost(config_path: str, throughput: str | None, resolution: int | None = None) -> dict:
+    config = validate_config(yaml.safe_load(Path(config_path).read_text()))
+    study = Study(config)
+    res = resolution or config["dataset"].get("resolution") or {"cifar10": 32, "mnist": 28, "fashion_mnist": 28, "digits": 8}.get(
+        config["dataset"]["source"], 64
+    )
+    channels = config["dataset"].get("channels") or (3 if config["dataset"]["source"] in ("cifar10", "image_folder") else 1)
+    d = channels * res * res
+    measured = load_measured(throughput)
+    per_run = {}
+    for rid, run in study.runs.items():
+        images = study.final_epoch(run) * run.size
+        spi = seconds_per_image(run.arch, run.scale, res, measured)
+        n_eval = len(study.evaluated_epochs(run))
+        per_run[rid] = {"train_h": images * spi / 3600, "analysis_h": n_eval * analysis_nfe(config, d) * spi / 3 / 3600,
+                        "images": images, "evaluated_checkpoints": n_eval}  # fmt: skip
+    experiments = {}
+    for name, rows in study.experiments.items():
+        ids = sorted({r.id for r, _ in rows})
+        experiments[name] = {"runs": len(ids), "train_h": sum(per_run[i]["train_h"] for i in ids),
+                             "analysis_h": sum(per_run[i]["analysis_h"] for i in ids)}  # fmt: skip
+    total = {"runs": len(per_run), "train_h": sum(r["train_h"] for r in per_run.values()),
+             "analysis_h": sum(r["analysis_h"] for r in per_run.values())}  # fmt: skip
+    basis = f"measured ({throughput})" if measured else "EDM's published V100 cost, scaled by (scale/128)^2, floor 5%"
+    return {"config": config_path, "d": d, "basis": basis, "experiments": experiments, "total": total, "runs": per_run}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config")
+    p.add_argument("--throughput", help="JSON of benchmarks/train_throughput.py on your GPU")
+    p.add_argument("--resolution", type=int, help="image side when the config keeps the native size (npz, folders)")
+    a = p.parse_args()
+    out = cost(a.config, a.throughput, a.resolution)
+    print(f"{a.config} (d = {out['d']}; basis: {out['basis']})")
+    print("| experiment | runs | training GPU-h | analysis GPU-h |\n|---|---|---|---|")
+    for name, e in [*out["experiments"].items(), ("total (shared runs once)", out["total"])]:
+        print(f"| {name} | {e['runs']} | {e['train_h']:,.0f} | {e['analysis_h']:,.0f} |")
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"cost-{Path(a.config).stem}.json").write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
