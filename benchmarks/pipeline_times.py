@@ -5,7 +5,7 @@
 Prints a table (jobs, summed job seconds, mean, max, share) and writes
 benchmarks/out/pipeline_times.json. Job seconds are summed over jobs that ran in parallel, so
 with --wall (the run's wall-clock time) the table also shows the parallel efficiency.
-Rules without a `benchmark:` directive (cheap ones: tables, figures, claims) are not listed.
+Every rule has a `benchmark:` directive (benchmarks/{rule}/{job}.tsv or benchmarks/{rule}.tsv).
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import pandas as pd
 
 def rule_times(results: Path) -> pd.DataFrame:
     rows = []
-    for tsv in sorted((results / "benchmarks").glob("*/*.tsv")):
+    root = results / "benchmarks"
+    for tsv in sorted(root.rglob("*.tsv")):
         frame = pd.read_csv(tsv, sep="\t")
-        rows.append({"rule": tsv.parent.name, "job": tsv.stem, "s": float(frame["s"].iloc[-1]),
+        rule = tsv.relative_to(root).parts[0].removesuffix(".tsv")
+        rows.append({"rule": rule, "job": tsv.stem, "s": float(frame["s"].iloc[-1]),
                      "max_rss_mb": float(pd.to_numeric(frame["max_rss"], errors="coerce").iloc[-1])})  # fmt: skip
     if not rows:
         raise SystemExit(f"no benchmark files under {results / 'benchmarks'}: run the pipeline first")

@@ -71,6 +71,8 @@ rule gaussian_linearity:
         f"{RESULTS}/eval/gaussian/{{subset}}/linearity.csv",
     log:
         f"{RESULTS}/logs/gaussian_linearity/{{subset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/gaussian_linearity/{{subset}}.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     params:
@@ -92,6 +94,8 @@ rule collect_table:
         ),
     log:
         f"{RESULTS}/logs/collect_table/{{table}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/collect_table/{{table}}.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     params:

@@ -20,6 +20,8 @@ rule split_dataset:
         f"{RESULTS}/splits/{{split}}.h5",
     log:
         f"{RESULTS}/logs/split_dataset/{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/split_dataset/{{split}}.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     params:

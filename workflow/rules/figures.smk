@@ -9,6 +9,8 @@ rule runs_table:
         ),
     log:
         f"{RESULTS}/logs/runs_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/runs_table.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     params:
@@ -30,6 +32,8 @@ rule figure:
         pdf=f"{RESULTS}/figures/{{figure}}.pdf",
     log:
         f"{RESULTS}/logs/figure/{{figure}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figure/{{figure}}.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     params:
@@ -50,6 +54,8 @@ rule claims:
         ),
     log:
         f"{RESULTS}/logs/claims.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/claims.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     script:

@@ -33,6 +33,8 @@ rule spectrum_table:
         ),
     log:
         f"{RESULTS}/logs/spectrum_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/spectrum_table.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     script:

@@ -7,6 +7,8 @@ rule sample_gaussian:
         f"{RESULTS}/samples/gaussian/{{subset}}.h5",
     log:
         f"{RESULTS}/logs/sample_gaussian/{{subset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sample_gaussian/{{subset}}.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     params:
@@ -47,6 +49,8 @@ rule generalization:
         f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/generalization.csv",
     log:
         f"{RESULTS}/logs/generalization/{{run}}_epoch{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/generalization/{{run}}_epoch{{epoch}}.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     script:
@@ -63,6 +67,8 @@ rule teleportation:
         f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/teleportation.csv",
     log:
         f"{RESULTS}/logs/teleportation/{{run}}_epoch{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/teleportation/{{run}}_epoch{{epoch}}.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     resources:
@@ -89,6 +95,8 @@ rule strong_generalization:
         f"{RESULTS}/eval/pairs/{{pair}}.csv",
     log:
         f"{RESULTS}/logs/strong_generalization/{{pair}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/strong_generalization/{{pair}}.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     params:
