@@ -94,6 +94,26 @@ def test_eigenbasis_diagonal_of_wiener(gaussian):
     torch.testing.assert_close(eigenbasis_diagonal(w_g, gaussian.eigenvectors), lam / (lam + 0.49))
 
 
+def test_eigenbasis_diagonal_does_not_depend_on_the_null_space_basis():
+    """N ≤ d: any rotation of the null-space eigenvectors gives the same table values."""
+    g = torch.Generator().manual_seed(5)
+    y = torch.randn(6, 12, generator=g, dtype=torch.float64)
+    from hiddengauss.gaussian import eigendecompose, empirical_mean_covariance
+
+    _, cov, _ = empirical_mean_covariance([y])
+    lam, u, _ = eigendecompose(cov)
+    null = lam <= 1e-10 * lam.max()
+    assert int(null.sum()) == 12 - 5
+    q, _ = torch.linalg.qr(torch.randn(7, 7, generator=g, dtype=torch.float64))
+    u2 = u.clone()
+    u2[:, null] = u[:, null] @ q
+    w = torch.randn(12, 12, generator=g, dtype=torch.float64)
+    one, two = eigenbasis_diagonal(w, u, lam), eigenbasis_diagonal(w, u2, lam)
+    torch.testing.assert_close(one, two, rtol=0, atol=1e-12)
+    assert not torch.allclose(eigenbasis_diagonal(w, u)[null], eigenbasis_diagonal(w, u2)[null])  # raw diagonal does
+    torch.testing.assert_close(one[~null], ((u.T @ w) * u.T).sum(1)[~null])
+
+
 def test_empirical_denoiser_limits():
     g = torch.Generator().manual_seed(0)
     train = torch.rand(50, D, generator=g, dtype=torch.float64) * 2 - 1

@@ -54,7 +54,7 @@ def distill_rows(
             raise ValueError(f"unknown distillation method {method!r}: use closed_form or sgd")
         w_g = wiener_matrix(g.eigenvalues, g.eigenvectors, sigma)
         shrink = g.eigenvalues / (g.eigenvalues + sigma**2)
-        diag = eigenbasis_diagonal(w, g.eigenvectors)
+        diag = eigenbasis_diagonal(w, g.eigenvectors, g.eigenvalues)
         rows.append({
             "sigma": sigma, "method": method, "fit_rmse": fit, "n_samples": n_samples,
             "weight_rel_error": relative_frobenius_error(w, w_g),

@@ -155,6 +155,18 @@ def relative_frobenius_error(w: torch.Tensor, w_ref: torch.Tensor) -> float:
     return float(torch.linalg.norm(w - w_ref) / torch.linalg.norm(w_ref))
 
 
-def eigenbasis_diagonal(w: torch.Tensor, eigenvectors: torch.Tensor) -> torch.Tensor:
-    """diag(Uᵀ W U): the gain of W along each principal direction (λ/(λ+σ²) for W_G)."""
-    return ((eigenvectors.T @ w) * eigenvectors.T).sum(1)
+def eigenbasis_diagonal(
+    w: torch.Tensor, eigenvectors: torch.Tensor, eigenvalues: torch.Tensor | None = None, rtol: float = 1e-10
+) -> torch.Tensor:
+    """diag(Uᵀ W U): the gain of W along each principal direction (λ/(λ+σ²) for W_G).
+
+    With ``eigenvalues``, the directions with λ_k ≤ rtol·λ_1 span the null space of Σ (N ≤ d);
+    any orthonormal basis of it is as valid as another (LAPACK returns one that depends on
+    round-off), so their entries become the basis-invariant mean tr(U₀ᵀ W U₀)/k₀ over it.
+    """
+    diag = ((eigenvectors.T @ w) * eigenvectors.T).sum(1)
+    if eigenvalues is not None:
+        null = eigenvalues <= rtol * eigenvalues.max()
+        if null.any():
+            diag = torch.where(null, diag[null].mean(), diag)
+    return diag
