@@ -65,15 +65,18 @@ def test_killed_training_job_resumes_under_snakemake_to_the_same_weights(tmp_pat
         proc.wait()
     kept = sorted(p.name for p in state.glob("epoch*.pt"))
     assert 2 <= len(kept) < 4, f"the kill should land mid-run, state holds {kept}"
-    assert not (b / TARGET).exists() or not any((b / TARGET).iterdir()), "a killed run must not look finished"
+    final = sorted((tmp_path / "a" / TARGET).glob("epoch*.pt"))[-1].name
+    assert not (b / TARGET / final).exists(), "a killed run must not hold the final checkpoint"
     snakemake(b, "--unlock", config=cfg)
+    plan = snakemake(b, "-n", "--cores", "1", TARGET, config=cfg, check=False).stdout
+    assert "incomplete" in plan.lower() and "--rerun-incomplete" in plan, plan[-2000:]  # never taken as finished
     snakemake(b, "--cores", "1", TARGET, "--rerun-incomplete", config=cfg)
     log = (b / "results" / "smoke" / "logs" / "train" / f"{RUN}.log").read_text()
     assert re.search(r"resuming from epoch0*\d+\.pt", log), log[-2000:]
     finals = [sorted((d / TARGET).glob("epoch*.pt"))[-1] for d in (tmp_path / "a", b)]
     assert finals[0].name == finals[1].name
     one, two = (load_checkpoint(p) for p in finals)
-    for part in ("net", "ema"):
+    for part in ("model", "ema"):
         assert one[part].keys() == two[part].keys()
         for k in one[part]:
             assert torch.equal(one[part][k], two[part][k]), f"{part}.{k} differs after resume"
