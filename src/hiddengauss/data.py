@@ -51,7 +51,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .io import NUMERIC_KINDS
+from .io import require_numeric
 
 _LOG = logging.getLogger("hiddengauss")
 
@@ -855,9 +855,7 @@ def _open_h5(path):
 
 def _read_rows(ds, indices, where: str) -> np.ndarray:
     """Rows of an HDF5 dataset at ``indices`` (any order, duplicates allowed); numbers only."""
-    if ds.dtype.kind not in NUMERIC_KINDS:
-        raise DataError(f"{where} is not a numeric array (dtype {ds.dtype}); refusing to read it "
-                        "(only numbers are read from HDF5 files, nothing is unpickled)")  # fmt: skip
+    require_numeric(ds, where, DataError)
     if indices is None:
         return ds[...]
     idx = np.asarray(indices)

@@ -46,21 +46,25 @@ def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 
 
-def read_array(f: h5py.File, key: str, rows=None):
-    """``f[key]`` (or its ``rows``) as a numpy array, refusing anything that is not plain numbers.
+def require_numeric(ds, where: str, error: type[Exception] = ValueError) -> None:
+    """Refuse an HDF5 node that is not a dataset of plain numbers.
 
     HDF5 can hold opaque bytes, variable-length strings and object references; a file from
     elsewhere could carry a pickled payload there. Nothing in the pipeline unpickles; a
-    non-numeric dataset where numbers belong is an error that names the file and the key.
+    non-numeric node where numbers belong raises ``error`` naming ``where``.
     """
-    if key not in f:
-        raise KeyError(f"{f.filename} holds no {key!r} (has {sorted(f)})")
-    ds = f[key]
     if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in NUMERIC_KINDS:
         kind = type(ds).__name__ if not isinstance(ds, h5py.Dataset) else f"dtype {ds.dtype}"
-        raise ValueError(f"{f.filename}: {key!r} is not a numeric array ({kind}); refusing to read it "
-                         "(only numbers are read from HDF5 files, nothing is unpickled)")  # fmt: skip
-    return ds[...] if rows is None else ds[rows]
+        raise error(f"{where} is not a numeric array ({kind}); refusing to read it "
+                    "(only numbers are read from HDF5 files, nothing is unpickled)")  # fmt: skip
+
+
+def read_array(f: h5py.File, key: str):
+    """``f[key]`` as a numpy array of plain numbers (:func:`require_numeric`)."""
+    if key not in f:
+        raise KeyError(f"{f.filename} holds no {key!r} (has {sorted(f)})")
+    require_numeric(f[key], f"{f.filename}: {key!r}")
+    return f[key][...]
 
 
 def write_csv(frame, path: str | Path) -> None:
