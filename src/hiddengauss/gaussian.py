@@ -69,14 +69,20 @@ def empirical_mean_covariance(
         n += y.shape[0]
     if n == 0:
         raise ValueError("cannot fit a Gaussian to an empty set of images")
-    if syrk:
-        upper = torch.from_numpy(np.triu(second))
-        del second
-        second = upper + upper.T
-        second.diagonal().mul_(0.5)
     m = total / n
-    cov = second / n - torch.outer(m, m)
-    cov = (cov + cov.T) / 2
+    if not syrk:
+        cov = second / n - torch.outer(m, m)
+        return shift + m, (cov + cov.T) / 2, n
+    # mirror the triangle and centre in place, a block of rows at a time: no d×d temporaries,
+    # and the result is exactly symmetric (m_i m_j = m_j m_i), so no symmetrization is needed
+    cov = torch.from_numpy(second.T)  # C-ordered view; its lower triangle holds the sums
+    blocks = [(s, min(s + 512, d)) for s in range(0, d, 512)]
+    for s, e in blocks:
+        cov[:s, s:e] = cov[s:e, :s].T
+        block = cov[s:e, s:e]
+        block.copy_(torch.tril(block) + torch.tril(block, -1).T)
+    for s, e in blocks:
+        cov[s:e].div_(n).sub_(torch.outer(m[s:e], m))
     return shift + m, cov, n
 
 
