@@ -31,6 +31,14 @@ def snakemake(workdir: Path, *args: str, config: dict | Path | None = None, chec
     return proc
 
 
+def refused_before_any_job(workdir: Path, config: dict) -> str:
+    """`snakemake -n` with ``config`` fails while parsing and writes no results; its output."""
+    proc = snakemake(workdir, "-n", "--cores", "1", config=config, check=False)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert not (workdir / "results").exists()
+    return proc.stdout
+
+
 def load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 

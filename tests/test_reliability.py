@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, snakemake
+from conftest import ROOT, refused_before_any_job, snakemake
 
 RUN = "ncsnpp_c4_n16_s0"
 TARGET = f"results/smoke/runs/{RUN}/checkpoints"
@@ -191,19 +191,15 @@ def test_no_code_path_unpickles_untrusted_data():
 def test_held_out_set_larger_than_the_data_stops_before_any_job(tmp_path, smoke_config):
     cfg = copy.deepcopy(smoke_config)
     cfg["evaluation"]["size"] = 500  # the smoke data set has 400 images
-    proc = snakemake(tmp_path, "-n", "--cores", "1", config=cfg, check=False)
-    assert proc.returncode != 0
-    assert re.search(r"held.out.*500|500.*held.out", proc.stdout), proc.stdout[-2000:]
-    assert not (tmp_path / "results").exists()
+    out = refused_before_any_job(tmp_path, cfg)
+    assert re.search(r"held.out.*500|500.*held.out", out), out[-2000:]
 
 
 def test_unknown_dataset_source_stops_before_any_job(tmp_path, smoke_config):
     cfg = copy.deepcopy(smoke_config)
     cfg["dataset"]["source"] = "imagenet"
-    proc = snakemake(tmp_path, "-n", "--cores", "1", config=cfg, check=False)
-    assert proc.returncode != 0
-    assert "'dataset.source': 'imagenet' is not one of the allowed values ['digits', 'mnist'" in proc.stdout
-    assert not (tmp_path / "results").exists()
+    out = refused_before_any_job(tmp_path, cfg)
+    assert "'dataset.source': 'imagenet' is not one of the allowed values ['digits', 'mnist'" in out
 
 
 def test_missing_data_file_names_the_path_before_any_job(tmp_path, smoke_config):
@@ -220,9 +216,8 @@ def test_missing_data_file_names_the_path_before_any_job(tmp_path, smoke_config)
 def test_non_positive_size_stops_before_any_job(tmp_path, smoke_config, value):
     cfg = copy.deepcopy(smoke_config)
     cfg["experiments"]["dataset_size"]["sizes"] = [16, value]
-    proc = snakemake(tmp_path, "-n", "--cores", "1", config=cfg, check=False)
-    assert proc.returncode != 0
-    assert f"'experiments.dataset_size.sizes.1': {value} is out of range (minimum 1)" in proc.stdout
+    out = refused_before_any_job(tmp_path, cfg)
+    assert f"'experiments.dataset_size.sizes.1': {value} is out of range (minimum 1)" in out
 
 
 def test_tables_of_a_run_hold_no_nan(tmp_path):

@@ -11,24 +11,21 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake
+from conftest import ROOT, refused_before_any_job, snakemake
 
 
 def test_bad_config_stops_before_any_job(tmp_path, smoke_config):
     cfg = copy.deepcopy(smoke_config)
     cfg["splits"]["seed"] = "one"
-    proc = snakemake(tmp_path, "-n", "--cores", "1", config=cfg, check=False)
-    assert proc.returncode != 0
-    assert "'splits.seed': 'one' is not of type 'integer'" in proc.stdout
-    assert not (tmp_path / "results").exists()
+    out = refused_before_any_job(tmp_path, cfg)
+    assert "'splits.seed': 'one' is not of type 'integer'" in out
 
 
 def test_size_larger_than_data_fails_at_dag_build(tmp_path, smoke_config):
     cfg = copy.deepcopy(smoke_config)
     cfg["experiments"]["dataset_size"]["sizes"] = [16, 5000]
-    proc = snakemake(tmp_path, "-n", "--cores", "1", config=cfg, check=False)
-    assert proc.returncode != 0
-    assert "5000 is larger than the 336 images available (400 images in dataset 'smoke' minus 64 held out)" in proc.stdout
+    out = refused_before_any_job(tmp_path, cfg)
+    assert "5000 is larger than the 336 images available (400 images in dataset 'smoke' minus 64 held out)" in out
 
 
 def test_default_config_dry_run(tmp_path):
