@@ -57,6 +57,26 @@ def test_eigendecompose_clips_and_orders():
     np.testing.assert_allclose((u * lam) @ u.T, cov, atol=1e-12)
 
 
+@pytest.mark.parametrize("d", [7, 8])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_eigendecompose_matches_torch_and_leaves_input_alone(d, dtype):
+    """The CPU path (LAPACK dsyevr, columns reversed in place) agrees with torch.linalg.eigh,
+    leaves Σ untouched unless told to overwrite it, and returns orthonormal U."""
+    _, cov = random_gaussian(d, seed=d)
+    cov = cov.to(dtype)
+    before = cov.clone()
+    lam, u, _ = eigendecompose(cov)
+    torch.testing.assert_close(cov, before, rtol=0, atol=0)
+    ref_lam, ref_u = torch.linalg.eigh(cov.double())
+    torch.testing.assert_close(lam, ref_lam.flip(0), rtol=0, atol=1e-12)
+    signs = torch.sign((u * ref_u.flip(1)).sum(0))  # eigenvectors are defined up to sign
+    torch.testing.assert_close(u * signs, ref_u.flip(1), rtol=0, atol=1e-10)
+    torch.testing.assert_close(u.T @ u, torch.eye(d, dtype=torch.float64), rtol=0, atol=1e-12)
+    lam2, u2, _ = eigendecompose(cov.double().clone(), overwrite=True)
+    torch.testing.assert_close(lam2, lam, rtol=0, atol=0)
+    torch.testing.assert_close(u2, u, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("sigma", [0.01, 0.5, 3.0, 80.0])
 def test_wiener_denoiser_is_gaussian_posterior_mean(sigma):
     mu, cov = random_gaussian(6)

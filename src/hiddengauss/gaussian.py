@@ -86,15 +86,35 @@ def empirical_mean_covariance(
     return shift + m, cov, n
 
 
-def eigendecompose(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+def eigendecompose(cov: torch.Tensor, overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Σ = U Λ Uᵀ with eigenvalues in decreasing order, clipped at 0.
 
     Round-off makes the tiny eigenvalues of a rank-deficient Σ (N ≤ d) slightly negative;
     compared with σ_min² = 4e-6 they would leak noise at small σ, so λ ← max(λ, 0).
+    On the CPU this is LAPACK ``dsyevr`` (scipy): 1.3× faster than ``torch.linalg.eigh``'s
+    ``dsyevd`` at d = 6144 and it needs one d×d array (U) besides Σ instead of three;
+    ``overwrite=True`` lets it destroy Σ's storage. U is returned as a column-major view
+    (columns reordered in place, no copy). On a GPU, ``torch.linalg.eigh``.
     Returns (λ, U, number of clipped eigenvalues).
     """
-    evals, evecs = torch.linalg.eigh(cov.to(torch.float64))
-    evals, evecs = evals.flip(0), evecs.flip(1)
+    if cov.device.type != "cpu":
+        evals, evecs = torch.linalg.eigh(cov.to(torch.float64))
+        evals, evecs = evals.flip(0), evecs.flip(1)
+    else:
+        from scipy.linalg import eigh
+
+        own = cov.dtype != torch.float64  # the cast below is then a private copy, free to destroy
+        a = cov.to(torch.float64).numpy()
+        a = a.T if a.flags.c_contiguous else a  # Σ is symmetric: its transpose is a Fortran-ordered alias
+        w, v = eigh(a, driver="evr", overwrite_a=overwrite or own, check_finite=False)
+        rows = v.T  # C-ordered (Fortran v): row k is the k-th eigenvector, ascending
+        buf = np.empty(rows.shape[1])
+        for i in range(rows.shape[0] // 2):  # reverse the rows in place, one row buffer
+            j = rows.shape[0] - 1 - i
+            buf[:] = rows[i]
+            rows[i] = rows[j]
+            rows[j] = buf
+        evals, evecs = torch.from_numpy(w[::-1].copy()), torch.from_numpy(rows).T
     n_clipped = int((evals < 0).sum())
     return evals.clamp_min(0.0), evecs, n_clipped
 
@@ -251,7 +271,8 @@ def fit_gaussian(
 ) -> GaussianModel:
     """Fit the Gaussian model of a data set given as chunks of flattened float images."""
     mean, cov, n = empirical_mean_covariance(chunks, device=device)
-    evals, evecs, n_clipped = eigendecompose(cov)
+    evals, evecs, n_clipped = eigendecompose(cov, overwrite=True)
+    del cov
     return GaussianModel(mean, evals, evecs, n, tuple(image_shape), n_clipped)
 
 
