@@ -7,6 +7,12 @@ Run on demand (not in CI):
     python benchmarks/train_throughput.py                       # CPU (threads = all cores)
     python benchmarks/train_throughput.py --device cuda --bf16  # GPU, bf16 autocast
     python benchmarks/train_throughput.py --quick               # 8x8 and 16x16 only
+    python benchmarks/train_throughput.py --variants --archs ncsnpp --resolutions 16 --scales 32
+
+--variants measures each configuration several ways, each against the same baseline (a bare
+eager fp32 step: forward, EDM loss, backward, Adam): the pipeline's own training loop
+(``hiddengauss.training.train``: batch sampling, lr schedule, gradient clean-up, EMA, loss
+logging), channels_last, bf16 autocast, torch.compile (and TF32 on a GPU).
 
 Writes JSON (default benchmarks/out/train_throughput-<device>.json) with the machine description.
 A configuration whose first step takes longer than --max-step-seconds is recorded as too slow.
@@ -31,6 +37,33 @@ LAYOUTS = {
     32: dict(channel_mult=[2, 2, 2], num_blocks=4, attn_resolutions=[16]),
     64: dict(channel_mult=[1, 2, 2, 2], num_blocks=4, attn_resolutions=[16]),
 }
+
+
+def measure_pipeline(arch, res, channels, scale, batch, device, bf16, tf32, compile_, seconds):
+    """Images/s of the pipeline's training loop: train() for k and for 2k steps, the difference timed
+    (setup and the first steps cancel), on random uint8 images, no checkpoint written."""
+    import tempfile
+
+    import numpy as np
+
+    from hiddengauss.training import Hardware, TrainSpec, train
+
+    spec = TrainSpec(arch=arch, model_channels=scale, **LAYOUTS[res], dropout=0.0, img_resolution=res,
+                     img_channels=channels, n_images=4096, epochs=1000, batch_size=batch, lr=1e-4)  # fmt: skip
+    images = np.random.default_rng(0).integers(0, 256, (4096, channels, res, res), dtype=np.uint8)
+    hw = Hardware(device=device, tf32=tf32, bf16=bf16, compile=compile_)
+
+    def run(steps):
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            train(spec, images, f"{tmp}/out", f"{tmp}/state", hardware=hw, progress=False, max_steps=steps)
+            return time.perf_counter() - t
+
+    t3 = run(3)
+    k = max(3, min(200, int(seconds * 3 / max(t3, 1e-3))))
+    dt = run(3 + k) - run(3)
+    return {"arch": arch, "resolution": res, "channels": channels, "model_scale": scale, "batch": batch,
+            "status": "ok", "steps": k, "images_per_s": k * batch / dt, **LAYOUTS[res]}  # fmt: skip
 
 
 def measure(arch, res, channels, scale, batch, device, bf16, tf32, compile_, seconds, max_step_seconds, channels_last):
@@ -94,6 +127,62 @@ def machine(device):
     return info
 
 
+VARIANTS = {  # name: extra flags of the child (each against the bare eager fp32 step)
+    "eager fp32 (baseline)": [],
+    "pipeline training loop": ["--pipeline"],
+    "channels_last": ["--channels-last"],
+    "bf16 autocast": ["--bf16"],
+    "torch.compile": ["--compile"],
+    "tf32 (GPU)": ["--tf32"],
+}
+OPTION_FLAGS = ("--quick", "--variants", "--pipeline", "--channels-last", "--bf16", "--compile", "--tf32")
+
+
+def child(arch, res, scale, flags, strip=("--quick",)):
+    """One configuration in a fresh process (its own peak memory, no state shared between runs)."""
+    cmd = [sys.executable, __file__, "--one", f"{arch},{res},{scale}"]
+    cmd += [x for x in sys.argv[1:] if x not in strip] + flags
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"arch": arch, "resolution": res, "model_scale": scale, "status": "error", "error": proc.stderr[-500:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_grid(a, resolutions):
+    rows = []
+    for arch in a.archs:
+        for res in resolutions:
+            slow = False
+            for scale in a.scales:
+                if slow:  # a smaller scale was already too slow: larger ones are too
+                    rows.append({"arch": arch, "resolution": res, "model_scale": scale, "status": "skipped (smaller scale too slow)"})
+                    continue
+                row = child(arch, res, scale, [])
+                slow = row["status"] == "too slow"
+                rows.append(row)
+                print(f"{arch:7s} {res:3d}px c{scale:<4d} {row.get('n_params', 0) / 1e6:7.2f}M  "
+                      f"{row.get('images_per_s', 0):9.1f} img/s  {row['status']}", flush=True)  # fmt: skip
+    return rows
+
+
+def run_variants(a, resolutions):
+    rows = []
+    for arch in a.archs:
+        for res in resolutions:
+            for scale in a.scales:
+                base = None
+                for name, flags in VARIANTS.items():
+                    if "--tf32" in flags and a.device != "cuda":
+                        continue
+                    row = {**child(arch, res, scale, flags, strip=OPTION_FLAGS), "variant": name}
+                    base = base or row.get("images_per_s")
+                    row["ratio_to_baseline"] = row.get("images_per_s", 0) / base if base else None
+                    rows.append(row)
+                    print(f"{arch:7s} {res:3d}px c{scale:<4d} {name:24s} {row.get('images_per_s', 0):9.1f} img/s "
+                          f"x{row['ratio_to_baseline'] or 0:.2f}  {row['status']}", flush=True)  # fmt: skip
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -109,36 +198,26 @@ def main():
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--quick", action="store_true", help="8x8 and 16x16 only")
+    ap.add_argument("--pipeline", action="store_true", help="time the pipeline's training loop, not a bare step")
+    ap.add_argument("--variants", action="store_true", help="baseline, pipeline loop, channels_last, bf16, compile")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--one", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:  # child process: one configuration
         arch, res, scale = a.one.split(",")
+        if a.pipeline:
+            print(json.dumps(measure_pipeline(arch, int(res), a.channels, int(scale), a.batch, a.device, a.bf16,
+                                              a.tf32, a.compile, a.seconds)))  # fmt: skip
+            return
         print(json.dumps(measure(arch, int(res), a.channels, int(scale), a.batch, a.device, a.bf16, a.tf32,
                                  a.compile, a.seconds, a.max_step_seconds, a.channels_last)))  # fmt: skip
         return
     resolutions = [r for r in a.resolutions if not a.quick or r <= 16]
-    rows = []
-    for arch in a.archs:
-        for res in resolutions:
-            slow = False
-            for scale in a.scales:
-                if slow:  # a smaller scale was already too slow: larger ones are too
-                    rows.append({"arch": arch, "resolution": res, "model_scale": scale, "status": "skipped (smaller scale too slow)"})
-                    continue
-                cmd = [sys.executable, __file__, "--one", f"{arch},{res},{scale}"] + [
-                    x for x in sys.argv[1:] if x not in ("--quick",)
-                ]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    row = {"arch": arch, "resolution": res, "model_scale": scale, "status": "error", "error": proc.stderr[-500:]}
-                else:
-                    row = json.loads(proc.stdout.strip().splitlines()[-1])
-                slow = row["status"] == "too slow"
-                rows.append(row)
-                print(f"{arch:7s} {res:3d}px c{scale:<4d} {row.get('n_params', 0) / 1e6:7.2f}M  "
-                      f"{row.get('images_per_s', 0):9.1f} img/s  {row['status']}", flush=True)  # fmt: skip
-    out = a.out or Path(__file__).parent / "out" / f"train_throughput-{a.device}.json"
+    if a.variants:
+        rows = run_variants(a, resolutions)
+    else:
+        rows = run_grid(a, resolutions)
+    out = a.out or Path(__file__).parent / "out" / f"train_throughput-{a.device}{'-variants' if a.variants else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: getattr(a, k) for k in ("device", "batch", "channels", "bf16", "tf32", "compile", "channels_last", "seconds")}
     out.write_text(json.dumps({"machine": machine(a.device), "settings": settings, "results": rows}, indent=1))
