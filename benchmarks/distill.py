@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from hiddengauss.analysis import checkpoint_denoiser, linear_denoiser, load_split_images  # noqa: E402
 from hiddengauss.distill import distill_closed_form, distill_sgd, noisy_inputs, official_sgd_lr  # noqa: E402
 from hiddengauss.schedules import karras_sigmas  # noqa: E402
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 
 def map_rmse(a, b, y, sigma, seed=99, n=2048) -> float:
@@ -80,8 +80,7 @@ def main():
         print(f"σ={sigma:8.4f}  closed form {cf_time:6.2f}s err {cf_err:.2e} | SGD {sgd_time:7.1f}s err {r['sgd_rmse_to_optimum']:.2e}"
               f" ({'matched after %.1fs' % reached if reached else 'never matched'})", flush=True)  # fmt: skip
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()}
-    a.out.write_text(json.dumps({"machine": machine, "teacher": f"{a.run} epoch {epoch}", "d": d,
+    a.out.write_text(json.dumps({"machine": describe(), "teacher": f"{a.run} epoch {epoch}", "d": d,
                                  "n_heldout": len(y), "results": rows}, indent=1))  # fmt: skip
     print(f"wrote {a.out}")
 

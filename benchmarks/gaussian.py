@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import sys
 import time
@@ -37,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from hiddengauss.gaussian import GaussianModel, eigendecompose, empirical_mean_covariance  # noqa: E402
 from hiddengauss.memorization import nearest_neighbours  # noqa: E402
 from hiddengauss.sampling import PRESETS, sample, seeded_latents  # noqa: E402
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -44,12 +43,6 @@ OUT = Path(__file__).resolve().parent / "out"
 def rss_mb() -> float:
     """Peak resident memory of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def machine() -> dict:
-    return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}  # fmt: skip
 
 
 def synthetic_chunks(n: int, d: int, chunk: int, seed: int = 0):
@@ -163,7 +156,7 @@ def main() -> None:
     result = {"fit": stage_fit, "sample": stage_sample, "nn": stage_nn}[a.stage](a)
     OUT.mkdir(exist_ok=True)
     out = OUT / f"gaussian-{a.stage}.json"
-    out.write_text(json.dumps({"machine": machine(), "command": sys.argv, "result": result}, indent=1))
+    out.write_text(json.dumps({"machine": describe(), "command": sys.argv, "result": result}, indent=1))
     print(json.dumps(result, indent=1))
 
 

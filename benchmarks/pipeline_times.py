@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from machine import describe  # benchmarks/machine.py
 
 
 def rule_times(results: Path) -> pd.DataFrame:
@@ -47,7 +48,7 @@ def main():
     if a.wall:
         print(f"wall clock: {a.wall:.0f} s ({a.wall / 60:.1f} min); job seconds / wall = {total / a.wall:.2f}")
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"results": str(a.results), "wall_s": a.wall, "rules": table.reset_index().to_dict("records")}, indent=1))
+    a.out.write_text(json.dumps({"machine": describe(), "results": str(a.results), "wall_s": a.wall, "rules": table.reset_index().to_dict("records")}, indent=1))
     print(f"wrote {a.out}")
 
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import describe  # benchmarks/machine.py
 
 # network layout per resolution: the CPU default at 8/16, the paper's CIFAR/FFHQ layouts at 32/64
 LAYOUTS = {
@@ -114,17 +114,6 @@ def measure(arch, res, channels, scale, batch, device, bf16, tf32, compile_, sec
         out["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
-
-
-def machine(device):
-    import torch
-
-    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}  # fmt: skip
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 VARIANTS = {  # name: extra flags of the child (each against the bare eager fp32 step)
@@ -220,7 +209,7 @@ def main():
     out = a.out or Path(__file__).parent / "out" / f"train_throughput-{a.device}{'-variants' if a.variants else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: getattr(a, k) for k in ("device", "batch", "channels", "bf16", "tf32", "compile", "channels_last", "seconds")}
-    out.write_text(json.dumps({"machine": machine(a.device), "settings": settings, "results": rows}, indent=1))
+    out.write_text(json.dumps({"machine": describe(), "settings": settings, "results": rows}, indent=1))
     print(f"wrote {out}")
 
 
