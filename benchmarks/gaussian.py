@@ -150,12 +150,13 @@ def main() -> None:
     p.add_argument("--naive", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cpu", action="store_true", help="nn: stay on the CPU even with a GPU")
+    p.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/out/gaussian-<stage>.json)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     a.n_samples = a.n_samples or {"fit": 0, "sample": 64, "nn": 10000}[a.stage]
     result = {"fit": stage_fit, "sample": stage_sample, "nn": stage_nn}[a.stage](a)
-    OUT.mkdir(exist_ok=True)
-    out = OUT / f"gaussian-{a.stage}.json"
+    out = a.out or OUT / f"gaussian-{a.stage}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": describe(), "command": sys.argv, "result": result}, indent=1))
     print(json.dumps(result, indent=1))
 

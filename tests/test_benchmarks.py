@@ -1,0 +1,65 @@
+"""The on-demand benchmark scripts still run, at toy sizes, and their JSON says what they measured.
+
+No timing is asserted (speed targets live in benchmarks/README.md); what is asserted would
+catch a broken benchmark: the fit's eigenvalues, the nearest-neighbour agreement with the
+naive loop (the script asserts it), the closed form against Heun, the rule table.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args, cwd=ROOT):
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+@pytest.mark.parametrize(
+    "stage, args",
+    [
+        ("fit", ["--n", "300", "--d", "48", "--chunk", "64"]),
+        ("sample", ["--d", "48", "--n-samples", "8"]),
+        ("nn", ["--n", "500", "--d", "48", "--n-samples", "40", "--naive", "5"]),
+    ],
+)
+def test_gaussian_benchmark_stages(tmp_path, stage, args):
+    out = tmp_path / f"{stage}.json"
+    run_script(ROOT / "benchmarks/gaussian.py", stage, *args, "--threads", "1", "--out", out)
+    report = json.loads(out.read_text())
+    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["torch"]
+    r = report["result"]
+    if stage == "fit":
+        assert r["n"] == 300 and r["d"] == 48 and r["top_eigenvalue"] > 0 and r["clipped"] == 0
+    elif stage == "sample":
+        assert r["max_abs_diff"] < 0.5 and r["rmse"] < r["max_abs_diff"] + 1e-12
+    else:
+        assert r["n_samples"] == 40 and r["speedup"] > 0
+
+
+def test_training_throughput_benchmark(tmp_path):
+    out = tmp_path / "train.json"
+    run_script(ROOT / "benchmarks/train_throughput.py", "--archs", "ncsnpp", "--resolutions", "8", "--scales", "4",
+               "--channels", "1", "--batch", "4", "--seconds", "0.2", "--out", out)  # fmt: skip
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["status"] == "ok" and row["images_per_s"] > 0 and row["n_params"] > 0
+
+
+def test_pipeline_times_table(tmp_path):
+    bench = tmp_path / "results" / "benchmarks"
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rule, job, s in [("train", "a", 30.0), ("train", "b", 10.0), ("distill", "a", 20.0)]:
+        (bench / rule).mkdir(parents=True, exist_ok=True)
+        (bench / rule / f"{job}.tsv").write_text(header + f"{s}\t0:00:{int(s)}\t100\t200\t-\t-\t0\t0\t50\t{s}\n")
+    out = tmp_path / "times.json"
+    proc = run_script(ROOT / "benchmarks/pipeline_times.py", "--results", tmp_path / "results", "--wall", "30", "--out", out)
+    rules = {r["rule"]: r for r in json.loads(out.read_text())["rules"]}
+    assert rules["train"]["jobs"] == 2 and rules["train"]["total_s"] == 40.0
+    assert rules["distill"]["share"] == pytest.approx(1 / 3)
+    assert "job seconds / wall = 2.00" in proc.stdout
