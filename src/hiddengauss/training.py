@@ -280,7 +280,7 @@ def train(
         loss = loss.float().sum() / batch
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
-                f"loss became {float(loss)} at step {step} ({images_seen} images seen, lr {lr_at(spec, images_seen):.3g}); "
+                f"loss became {float(loss.detach())} at step {step} ({images_seen} images seen, lr {lr_at(spec, images_seen):.3g}); "
                 f"the last good checkpoint is kept in {state_dir}. Lower training.lr or check the data."
             )
         opt.zero_grad(set_to_none=True)
