@@ -77,6 +77,13 @@ def test_eigendecompose_matches_torch_and_leaves_input_alone(d, dtype):
     torch.testing.assert_close(u2, u, rtol=0, atol=0)
 
 
+def test_eigendecompose_refuses_non_finite_covariance():
+    _, cov = random_gaussian(5)
+    cov[2, 3] = cov[3, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        eigendecompose(cov)
+
+
 @pytest.mark.parametrize("sigma", [0.01, 0.5, 3.0, 80.0])
 def test_wiener_denoiser_is_gaussian_posterior_mean(sigma):
     mu, cov = random_gaussian(6)

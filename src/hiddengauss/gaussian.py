@@ -106,6 +106,8 @@ def eigendecompose(cov: torch.Tensor, overwrite: bool = False) -> tuple[torch.Te
         own = cov.dtype != torch.float64  # the cast below is then a private copy, free to destroy
         a = cov.to(torch.float64).numpy()
         a = a.T if a.flags.c_contiguous else a  # Σ is symmetric: its transpose is a Fortran-ordered alias
+        if not np.isfinite(a.sum()):  # one pass, no d×d temporary; LAPACK would not notice
+            raise ValueError("the covariance has NaN or Inf entries: check the images it was computed from")
         w, v = eigh(a, driver="evr", overwrite_a=overwrite or own, check_finite=False)
         rows = v.T  # C-ordered (Fortran v): row k is the k-th eigenvector, ascending
         buf = np.empty(rows.shape[1])
