@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -35,14 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from hiddengauss.gaussian import GaussianModel, eigendecompose, empirical_mean_covariance  # noqa: E402
 from hiddengauss.memorization import nearest_neighbours  # noqa: E402
 from hiddengauss.sampling import PRESETS, sample, seeded_latents  # noqa: E402
-from machine import describe  # noqa: E402  (benchmarks/machine.py)
+from machine import describe, peak_rss_mb  # noqa: E402  (benchmarks/machine.py)
 
 OUT = Path(__file__).resolve().parent / "out"
-
-
-def rss_mb() -> float:
-    """Peak resident memory of this process so far (MB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def synthetic_chunks(n: int, d: int, chunk: int, seed: int = 0):
@@ -58,14 +52,14 @@ def synthetic_chunks(n: int, d: int, chunk: int, seed: int = 0):
 
 
 def stage_fit(a) -> dict:
-    base = rss_mb()
+    base = peak_rss_mb()
     t0 = time.perf_counter()
     gen = sum(c.shape[0] for c in synthetic_chunks(min(a.n, 4 * a.chunk), a.d, a.chunk))  # generation cost alone
     t_gen = (time.perf_counter() - t0) * a.n / gen
     t0 = time.perf_counter()
     mean, cov, n = empirical_mean_covariance(synthetic_chunks(a.n, a.d, a.chunk))
     t_cov = time.perf_counter() - t0
-    mem_cov = rss_mb() - base
+    mem_cov = peak_rss_mb() - base
     t0 = time.perf_counter()
     evals, evecs, clipped = eigendecompose(cov, overwrite=True)
     t_eigh = time.perf_counter() - t0
@@ -83,7 +77,7 @@ def stage_fit(a) -> dict:
     t_addmm = time.perf_counter() - t0
     return {"n": n, "d": a.d, "chunk": a.chunk, "data_generation_s_estimate": t_gen, "mean_cov_s": t_cov,
             "mean_cov_s_without_generation": t_cov - t_gen, "eigh_s": t_eigh, "total_s": t_cov + t_eigh,
-            "peak_mb_above_start_after_cov": mem_cov, "peak_mb_above_start": rss_mb() - base,
+            "peak_mb_above_start_after_cov": mem_cov, "peak_mb_above_start": peak_rss_mb() - base,
             "one_chunk_update_s": {"dsyrk": t_syrk, "addmm": t_addmm, "ratio": t_addmm / t_syrk},
             "top_eigenvalue": float(evals[0]), "clipped": clipped}  # fmt: skip
 
@@ -119,7 +113,7 @@ def stage_nn(a) -> dict:
         return out.to(dev)
 
     train, x = filled(a.n, 0), filled(a.n_samples, 1)
-    base = rss_mb()
+    base = peak_rss_mb()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -127,7 +121,7 @@ def stage_nn(a) -> dict:
     if dev.type == "cuda":
         torch.cuda.synchronize()
     t_chunked = time.perf_counter() - t0
-    peak_chunked = rss_mb() - base  # before the naive loop, whose (n, d) temporaries are larger
+    peak_chunked = peak_rss_mb() - base  # before the naive loop, whose (n, d) temporaries are larger
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
     t0 = time.perf_counter()
     naive = [int(((train - x[i]).pow(2).sum(1)).argmin()) for i in range(a.naive)]
@@ -136,7 +130,7 @@ def stage_nn(a) -> dict:
     return {"device": str(dev), "n_train": a.n, "n_samples": a.n_samples, "d": a.d, "chunked_s": t_chunked,
             "samples_per_s": a.n_samples / t_chunked, "naive_s_extrapolated": t_naive, "naive_timed_on": a.naive,
             "speedup": t_naive / t_chunked, "peak_mb_above_data_chunked": peak_chunked,
-            "peak_mb_above_data_naive": rss_mb() - base, "gpu_peak_mb": gpu_peak,
+            "peak_mb_above_data_naive": peak_rss_mb() - base, "gpu_peak_mb": gpu_peak,
             "data_mb": (train.numel() + x.numel()) * 4 / 2**20}  # fmt: skip
 
 

@@ -24,6 +24,13 @@ def _memory_gb() -> float | None:
         return None
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB; Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def describe() -> dict:
     """Platform, CPU model and count, memory, Python/torch/numpy/scipy versions, torch's
     thread count and BLAS, and the GPU when torch sees one."""

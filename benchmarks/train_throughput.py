@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from machine import describe  # benchmarks/machine.py
+from machine import describe, peak_rss_mb  # benchmarks/machine.py
 
 # network layout per resolution: the CPU default at 8/16, the paper's CIFAR/FFHQ layouts at 32/64
 LAYOUTS = {
@@ -40,8 +39,9 @@ LAYOUTS = {
 
 
 def measure_pipeline(arch, res, channels, scale, batch, device, bf16, tf32, compile_, seconds):
-    """Images/s of the pipeline's training loop: train() for k and for 2k steps, the difference timed
-    (setup and the first steps cancel), on random uint8 images, no checkpoint written."""
+    """Images/s of the pipeline's training loop: train() for 3 + k and for 3 steps, the difference
+    timed (set-up and the first steps cancel; a first 3-step call warms up and sizes k), on random
+    uint8 images, no checkpoint written."""
     import tempfile
 
     import numpy as np
@@ -112,7 +112,7 @@ def measure(arch, res, channels, scale, batch, device, bf16, tf32, compile_, sec
     out.update(status="ok", steps=steps, images_per_s=steps * batch / dt)
     if device == "cuda":
         out["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
     return out
 
 
@@ -164,7 +164,8 @@ def run_variants(a, resolutions):
                     if "--tf32" in flags and a.device != "cuda":
                         continue
                     row = {**child(arch, res, scale, flags, strip=OPTION_FLAGS), "variant": name}
-                    base = base or row.get("images_per_s")
+                    if not flags:  # the baseline row
+                        base = row.get("images_per_s")
                     row["ratio_to_baseline"] = row.get("images_per_s", 0) / base if base else None
                     rows.append(row)
                     print(f"{arch:7s} {res:3d}px c{scale:<4d} {name:24s} {row.get('images_per_s', 0):9.1f} img/s "

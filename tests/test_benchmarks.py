@@ -38,7 +38,8 @@ def test_gaussian_benchmark_stages(tmp_path, stage, args):
     if stage == "fit":
         assert r["n"] == 300 and r["d"] == 48 and r["top_eigenvalue"] > 0 and r["clipped"] == 0
     elif stage == "sample":
-        assert r["max_abs_diff"] < 0.5 and r["rmse"] < r["max_abs_diff"] + 1e-12
+        # Heun's discretization error: present (the two solvers differ) but small (0.03 measured)
+        assert r["max_abs_diff"] < 0.5 and 0 < r["rmse"] < 0.1
     else:
         assert r["n_samples"] == 40 and r["speedup"] > 0
 

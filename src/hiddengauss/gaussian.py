@@ -274,7 +274,6 @@ def fit_gaussian(
     """Fit the Gaussian model of a data set given as chunks of flattened float images."""
     mean, cov, n = empirical_mean_covariance(chunks, device=device)
     evals, evecs, n_clipped = eigendecompose(cov, overwrite=True)
-    del cov
     return GaussianModel(mean, evals, evecs, n, tuple(image_shape), n_clipped)
 
 
