@@ -29,7 +29,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from hiddengauss.config import Study, validate_config  # noqa: E402
+from hiddengauss.config import validate_config
+from hiddengauss.study import Study  # noqa: E402
 from hiddengauss.sampling import PRESETS, nfe  # noqa: E402
 from hiddengauss.schedules import sigma_grid  # noqa: E402
 
@@ -77,7 +78,7 @@ def cost(config_path: str, throughput: str | None, resolution: int | None = None
     per_run = {}
     for rid, run in study.runs.items():
         images = study.final_epoch(run) * run.size
-        spi = seconds_per_image(run.arch, run.scale, res, measured)
+        spi = seconds_per_image(run.arch, run.model_scale, res, measured)
         n_eval = len(study.evaluated_epochs(run))
         per_run[rid] = {"train_h": images * spi / 3600, "analysis_h": n_eval * analysis_nfe(config, d) * spi / 3 / 3600,
                         "images": images, "evaluated_checkpoints": n_eval}  # fmt: skip

@@ -24,7 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from hiddengauss.analysis import checkpoint_denoiser, linear_denoiser, load_split_images  # noqa: E402
+from hiddengauss.dataset import load_split_images  # noqa: E402
+from hiddengauss.distill import linear_denoiser  # noqa: E402
+from hiddengauss.training import checkpoint_denoiser  # noqa: E402
 from hiddengauss.distill import distill_closed_form, distill_sgd, noisy_inputs, official_sgd_lr  # noqa: E402
 from hiddengauss.schedules import karras_sigmas  # noqa: E402
 from machine import describe  # noqa: E402  (benchmarks/machine.py)

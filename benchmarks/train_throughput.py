@@ -48,7 +48,7 @@ def measure_pipeline(arch, res, channels, scale, batch, device, bf16, tf32, comp
 
     from hiddengauss.training import Hardware, TrainSpec, train
 
-    spec = TrainSpec(arch=arch, model_channels=scale, **LAYOUTS[res], dropout=0.0, img_resolution=res,
+    spec = TrainSpec(arch=arch, model_scale=scale, **LAYOUTS[res], dropout=0.0, img_resolution=res,
                      img_channels=channels, n_images=4096, epochs=1000, batch_size=batch, lr=1e-4)  # fmt: skip
     images = np.random.default_rng(0).integers(0, 256, (4096, channels, res, res), dtype=np.uint8)
     hw = Hardware(device=device, tf32=tf32, bf16=bf16, compile=compile_)

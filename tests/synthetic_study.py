@@ -15,8 +15,10 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from hiddengauss.config import Run, Study, validate_config
+from hiddengauss.config import validate_config
+from hiddengauss.study import Run, Study, baseline_keys
 from hiddengauss.schedules import karras_sigmas
+from hiddengauss.splits import parse_subset_id
 
 CONFIG = {
     "dataset": {"name": "synth", "source": "digits"},
@@ -41,13 +43,8 @@ def study() -> Study:
 
 
 def memorization(run: Run, epoch: int, final: int, flip: bool) -> float:
-    m = np.clip(0.4 * np.log2(run.scale / 4) + 0.25 * np.log2(256 / run.size) - 0.3, 0, 1) * (epoch / final) ** 2
+    m = np.clip(0.4 * np.log2(run.model_scale / 4) + 0.25 * np.log2(256 / run.size) - 0.3, 0, 1) * (epoch / final) ** 2
     return float(1 - m if flip else m)
-
-
-def _keys(run: Run, epoch: int) -> dict:
-    return dict(run_id=run.id, epoch=epoch, arch=run.arch, model_scale=run.scale, dataset_size=run.size,
-                subset=run.subset, seed=run.seed)  # fmt: skip
 
 
 def build_tables(flip: bool = False) -> dict[str, pd.DataFrame]:
@@ -61,7 +58,7 @@ def build_tables(flip: bool = False) -> dict[str, pd.DataFrame]:
     lin, dist, distil, diag, gen, tel = [], [], [], [], [], []
     lam = 0.5 ** np.arange(1, D + 1)
     for (rid, e), m in m_of.items():
-        run, k = Run.parse(rid), _keys(Run.parse(rid), e)
+        run, k = Run.parse(rid), Run.parse(rid).keys(e)
         for s in LIN_SIGMAS:
             for target in ("denoiser", "score"):
                 for inputs in ("noisy", "pure_noise"):
@@ -85,15 +82,14 @@ def build_tables(flip: bool = False) -> dict[str, pd.DataFrame]:
                 tel.append({**k, "sampler": "heun18", "total_steps": 18, "skip_steps": skip, "nfe": 35 - 2 * skip,
                             "nfe_saved": 2 * skip, "rmse_to_full": 0.01 * skip, "cosine_to_full": 1 - 0.001 * skip,
                             "gl_score": 0.5, "memorized_fraction": m})  # fmt: skip
-    spectrum = pd.concat([pd.DataFrame({"subset": s, "dataset_size": int(s[1:].removesuffix("s2")), "k": np.arange(1, D + 1),
+    spectrum = pd.concat([pd.DataFrame({"subset": s, "dataset_size": parse_subset_id(s)[0], "k": np.arange(1, D + 1),
                                         "eigenvalue": lam * (1 + 0.1 * i)}) for i, s in enumerate(st.training_subsets)])  # fmt: skip
     for s in st.training_subsets:  # the Gaussian denoiser's own linearity rows
         for sigma in LIN_SIGMAS:
             for target in ("denoiser", "score"):
                 for inputs in ("noisy", "pure_noise"):
                     for a in (0.5, 0.99):
-                        lin.append(dict(run_id=f"gaussian:{s}", epoch=-1, arch="gaussian", model_scale=-1,
-                                        dataset_size=int(s[1:].removesuffix("s2")), subset=s, seed=-1, sigma=sigma,
+                        lin.append(dict(**baseline_keys(s), sigma=sigma,
                                         target=target, inputs=inputs, a=a, alpha=np.sqrt(a), cosine=1.0,
                                         nmse=(np.sqrt(a) + np.sqrt(1 - a) - 1) / (np.sqrt(a) + np.sqrt(1 - a))))  # fmt: skip
     strong = []
@@ -132,5 +128,5 @@ def write_samples(root: Path) -> None:
 
 
 def training_images(subset: str) -> np.ndarray:
-    n = int(subset[1:].removesuffix("s2"))
+    n = parse_subset_id(subset)[0]
     return np.random.default_rng(n).uniform(-1, 1, (n, D))

@@ -6,7 +6,9 @@ from PIL import Image
 
 import synthetic_study as synth
 from hiddengauss.claims import evaluate_claims, spearman
-from hiddengauss.figures import FIGURES, FigureData, draw, image_grid
+import hiddengauss.figures as figures_mod
+from hiddengauss.figures import FigureData, draw, image_grid
+from hiddengauss.study import FIGURES
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,7 @@ def figure_data(tmp_path_factory):
         samples_path=lambda run, epoch: root / "samples" / run / f"epoch{epoch}.h5",
         gaussian_samples_path=lambda subset: root / "samples" / "gaussian" / f"{subset}.h5",
         training_images=synth.training_images,
-        options={"dpi": 60, "showcase": [run.id, epoch]},
+        options={**synth.study().config["figures"], "dpi": 60, "showcase": [run.id, epoch]},
     )
 
 
@@ -27,9 +29,17 @@ def test_the_config_draws_every_figure_of_outputs_md():
     assert synth.study().figures() == sorted(FIGURES)
 
 
+def test_every_drawing_function_is_registered_and_every_record_draws():
+    drawing = {n for n in dir(figures_mod) if n.endswith("_figure") and callable(getattr(figures_mod, n))}
+    assert drawing == {f.draw for f in FIGURES.values()}
+    for f in FIGURES.values():
+        assert f.samples in ("none", "showcase", "experiment", "pairs") and f.experiments
+
+
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_figure_is_a_non_empty_image_of_the_figure_size(name, figure_data, tmp_path):
-    fig = FIGURES[name](figure_data)
+    figure_data.figure = FIGURES[name]
+    fig = getattr(figures_mod, FIGURES[name].draw)(figure_data)
     w, h = (fig.get_size_inches() * 60).round().astype(int)
     draw(name, figure_data, tmp_path / "f.png", tmp_path / "f.pdf")
     img = np.asarray(Image.open(tmp_path / "f.png").convert("L"), dtype=float)
@@ -44,13 +54,12 @@ def test_captions_are_the_figure_docstrings_without_importing_figure_code():
     import sys
 
     from hiddengauss.captions import figure_description
-    from hiddengauss.figures import sweep_figure
 
     config = synth.study().config
-    for name, fn in FIGURES.items():
-        doc = " ".join(((sweep_figure if fn.__name__ == "<lambda>" else fn).__doc__ or "").split())
+    for name, figure in FIGURES.items():
+        doc = " ".join((getattr(figures_mod, figure.draw).__doc__ or "").split())
         assert len(doc) > 40 and figure_description(name, config).startswith(doc)
-    probe = "import sys, hiddengauss.captions; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
+    probe = "import sys, hiddengauss.captions, hiddengauss.study; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]  # Snakemake evaluates captions on every invocation
 
@@ -61,11 +70,11 @@ def test_images_are_clamped_not_stretched():
     np.testing.assert_allclose(grid[2:, :2], 0.5)  # a flat image stays mid-grey, not stretched to black/white
 
 
-def test_missing_experiment_is_named():
+def test_missing_experiment_is_named(tmp_path):
     tables = synth.build_tables()
     tables["runs"] = tables["runs"][tables["runs"]["experiment"] != "model_scale"]
     with pytest.raises(ValueError, match="model_scale"):
-        FIGURES["model_scale"](FigureData(tables))
+        draw("model_scale", FigureData(tables, options=synth.study().config["figures"]), tmp_path / "f.png")
 
 
 def test_spearman_matches_definition():

@@ -141,7 +141,7 @@ def test_tables_with_nan_are_refused_before_figures_and_claims():
 def test_hdf5_with_a_pickled_payload_is_refused(tmp_path, monkeypatch):
     """Where numbers belong, an HDF5 file from elsewhere could hold pickled bytes (opaque or
     object data); the loaders refuse it by dtype, and nothing is ever unpickled."""
-    from hiddengauss.data import DataError, read_images
+    from hiddengauss.dataset import DataError, read_images
     from hiddengauss.gaussian import GaussianModel
     from hiddengauss.splits import load_split
 

@@ -26,7 +26,7 @@ def tiny_images(n=4, seed=0):
 
 def tiny_spec(**kw):
     base = dict(
-        arch="ddpmpp", model_channels=8, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[],
+        arch="ddpmpp", model_scale=8, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[],
         dropout=0.0, img_resolution=8, img_channels=1, n_images=4, epochs=40, batch_size=4,
         lr=2e-3, checkpoint_epochs=[5, 20, 40], seed=0,
     )  # fmt: skip
@@ -42,7 +42,7 @@ def test_log_spaced_epochs():
 
 def test_tiny_model_overfits_four_images(tmp_path):
     """Trained on 4 digits, the denoising loss on those digits at fixed σ and noise falls tenfold."""
-    from hiddengauss.data import load_source
+    from hiddengauss.sources import load_source
     from hiddengauss.edm import edm_loss_weight
 
     images = load_source({"source": "digits", "limit": 4}).images

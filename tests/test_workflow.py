@@ -63,7 +63,8 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
         held = set(f["indices"][...])
     with h5py.File(res / "splits" / "n128.h5") as f:
         assert not held & set(f["indices"][...])
-    from hiddengauss.config import Study, validate_config
+    from hiddengauss.config import validate_config
+    from hiddengauss.study import Study
     from hiddengauss.training import checkpoint_name, load_checkpoint
 
     study = Study(validate_config(smoke_config))
@@ -222,7 +223,8 @@ def test_paper_scale_config_plans_exactly_the_papers_training_runs(name, tmp_pat
     out = snakemake(tmp_path, "-n", "--cores", "2", config=cfg).stdout
     trained = {re.search(r"wildcards: run=(\S+)", b).group(1) for rule, b in rule_blocks(out) if rule == "train"}
     assert trained == PAPER_RUNS[name]
-    from hiddengauss.config import Run, Study, validate_config
+    from hiddengauss.config import validate_config
+    from hiddengauss.study import Run, Study
 
     study = Study(validate_config(cfg))
     small = min(cfg["experiments"]["strong_generalization"]["sizes"])

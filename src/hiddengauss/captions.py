@@ -12,10 +12,7 @@ import ast
 from functools import cache
 from pathlib import Path
 
-EXPERIMENT_OF = {"linearity": "dataset_size", "gaussian_structure": "dataset_size", "dataset_size": "dataset_size",
-                 "model_scale": "model_scale", "training_epochs": "training_epochs", "teleportation": "dataset_size",
-                 "strong_generalization": "strong_generalization", "architectures": "architecture",
-                 "linear_vs_gaussian": "architecture", "same_noise_samples": "architecture"}  # fmt: skip
+from .study import FIGURES
 
 
 @cache
@@ -26,16 +23,15 @@ def figure_docstrings() -> dict[str, str]:
 
 
 def figure_description(name: str, config: dict) -> str:
-    """Caption: what the figure plots (its function's docstring) and the config it comes from."""
-    if name not in EXPERIMENT_OF:
-        raise ValueError(f"unknown figure {name!r}; known: {sorted(EXPERIMENT_OF)}")
-    docs = figure_docstrings()
-    doc = docs.get(f"{name}_figure", docs["sweep_figure"])  # the three sweeps share sweep_figure
-    exp = config.get("experiments", {})
-    key = EXPERIMENT_OF[name] if EXPERIMENT_OF[name] in exp else "dataset_size"
+    """Caption: what the figure plots (its drawing function's docstring) and the config it comes
+    from (``config`` validated, so every default is filled in)."""
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; known: {sorted(FIGURES)}")
+    figure, exp = FIGURES[name], config["experiments"]
+    key = next((e for e in figure.experiments if e in exp), figure.experiments[0])
     settings = ", ".join(f"{k} = {v}" for k, v in exp.get(key, {}).items())
-    t, f = config["training"], config.get("figures", {})
+    t = config["training"]
     budget = f"{t['epochs']} epochs" if "epochs" in t else f"{t['duration_kimg']} kimg"
-    return (f"{doc} Data set {config['dataset']['name']} (source {config['dataset']['source']}); "
-            f"experiment {key}: {settings}; model {config['model']['arch']}, training {budget}, "
-            f"seeds {t['seeds']}; figure sampler {f.get('sampler', 'heun18')}.")  # fmt: skip
+    return (f"{figure_docstrings()[figure.draw]} Data set {config['dataset']['name']} (source "
+            f"{config['dataset']['source']}); experiment {key}: {settings}; model {config['model']['arch']}, "
+            f"training {budget}, seeds {t['seeds']}; figure sampler {config['figures']['sampler']}.")  # fmt: skip

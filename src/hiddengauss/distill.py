@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
+from .io import read_array
+from .sampling import Denoiser
 
 # Per-σ Adam learning rates of the official train_linear_model.py (EDM-VP on FFHQ, grid G10).
 OFFICIAL_SGD_LRS = {
@@ -145,11 +146,6 @@ def distill_sgd(
     return w, lin.bias.detach().to(torch.float64), losses
 
 
-def wiener_matrix(eigenvalues: torch.Tensor, eigenvectors: torch.Tensor, sigma: float) -> torch.Tensor:
-    """W_G = U diag(λ/(λ+σ²)) Uᵀ, the linear part of the Wiener denoiser."""
-    return (eigenvectors * (eigenvalues / (eigenvalues + sigma**2))) @ eigenvectors.T
-
-
 def relative_frobenius_error(w: torch.Tensor, w_ref: torch.Tensor) -> float:
     """‖W − W_ref‖_F / ‖W_ref‖_F."""
     return float(torch.linalg.norm(w - w_ref) / torch.linalg.norm(w_ref))
@@ -170,3 +166,53 @@ def eigenbasis_diagonal(
         if null.any():
             diag = torch.where(null, diag[null].mean(), diag)
     return diag
+
+
+def fit_rmse(teacher: Denoiser, student: Denoiser, y, sigma, n_samples, seed, batch=512) -> float:
+    """RMSE per pixel between teacher and student on the inputs x = y + σn of :func:`noisy_inputs`."""
+    sq, n = 0.0, 0
+    for x in noisy_inputs(y, sigma, n_samples, batch, seed):
+        sq += float(((teacher(x, sigma) - student(x, sigma)) ** 2).sum())
+        n += x.numel()
+    return float(np.sqrt(sq / n))
+
+
+def linear_denoiser(w: torch.Tensor, b: torch.Tensor) -> Denoiser:
+    """D_L(x;σ) = W_σ x + b_σ for one σ."""
+    return lambda x, sigma: x @ w.T.to(x) + b.to(x)
+
+
+def linear_family(maps: dict[float, tuple[torch.Tensor, torch.Tensor]]) -> Denoiser:
+    """The distilled D_L(x;σ) = W_σ x + b_σ for the σ's it was fitted at (an error elsewhere)."""
+    keys = np.array(sorted(maps))
+
+    def denoise(x, sigma):
+        k = float(keys[np.argmin(np.abs(keys - sigma))])
+        if abs(k - sigma) > 1e-9 * max(sigma, 1e-12):
+            raise KeyError(f"no distilled map at σ={sigma} (fitted at {keys.tolist()})")
+        return linear_denoiser(*maps[k])(x, sigma)
+
+    return denoise
+
+
+def save_linear_maps(path, maps, store: str = "float32") -> None:
+    """W_σ, b_σ per σ in HDF5 (``store``: float32, float16 or none = only σ and b)."""
+    from .io import atomic_h5
+
+    with atomic_h5(path) as f:
+        sig = sorted(maps)
+        f["sigmas"] = np.array(sig)
+        if store != "none":
+            f.create_dataset("W", data=np.stack([maps[s][0].cpu().numpy() for s in sig]).astype(store))
+        f["b"] = np.stack([maps[s][1].cpu().numpy() for s in sig])
+        f.attrs["store"] = store
+
+
+def load_linear_maps(path) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "W" not in f:
+            raise ValueError(f"{path} keeps no weights (analysis.distill.store: none)")
+        w, b = read_array(f, "W").astype(np.float64), read_array(f, "b")
+        return {float(s): (torch.from_numpy(w[i]), torch.from_numpy(b[i])) for i, s in enumerate(read_array(f, "sigmas"))}

@@ -22,11 +22,11 @@ import torch  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
-from .config import Run  # noqa: E402
-from .gaussian import effective_rank  # noqa: E402
+from .gaussian import effective_rank, wiener_shrinkage  # noqa: E402
 from .io import read_array  # noqa: E402
 from .memorization import nearest_neighbours  # noqa: E402
 from .schedules import karras_sigmas  # noqa: E402
+from .study import FIGURES, Figure, Run  # noqa: E402
 from .tables import last_checkpoints, require_finite  # noqa: E402
 
 PAIRS = {  # denoiser pair -> line style
@@ -37,23 +37,22 @@ PAIRS = {  # denoiser pair -> line style
 }
 SWEEPS = {"dataset_size": ("dataset_size", "training images N"), "model_scale": ("model_scale", "model scale (channels)"),
           "training_epochs": ("epoch", "training epoch")}  # fmt: skip
-FIGURE_TABLE_NAMES = {"runs", "linearity", "denoiser_distances", "distillation", "eigen_diagonal", "spectrum",
-                      "generalization", "strong_generalization", "teleportation"}  # fmt: skip
-DEFAULT_OPTIONS = dict(dpi=150, n_show=8, sampler="heun18", same_noise_sampler="euler10", a=0.5, cmap="viridis")
 
 
 @dataclass
 class FigureData:
-    """What figure functions read: tables by name (``runs`` included) and stored samples."""
+    """What drawing functions read: tables by name (``runs`` included), stored samples, and the
+    validated ``figures`` config section (``options``, defaults from the schema) of the figure
+    ``figure`` (its registry record, :data:`hiddengauss.study.FIGURES`)."""
 
     tables: dict[str, pd.DataFrame]
     samples_path: Callable[[str, int], Path] | None = None  # (run id, epoch) -> samples HDF5
     gaussian_samples_path: Callable[[str], Path] | None = None  # subset -> Gaussian/empirical samples
     training_images: Callable[[str], np.ndarray] | None = None  # subset -> (N, d) in [-1, 1]
     options: dict = field(default_factory=dict)
+    figure: Figure | None = None
 
     def __post_init__(self):
-        self.options = {**DEFAULT_OPTIONS, **self.options}
         require_finite(self.tables)  # no NaN reaches a figure
 
     def table(self, name: str) -> pd.DataFrame:
@@ -294,7 +293,7 @@ def gaussian_structure_figure(data: FigureData):
     scolor, ssm = sweep_colors(sigmas, o["cmap"])
     ax = axes[0, 1]
     for sig in sigmas:
-        ax.plot(largest["k"], lam / (lam + sig**2), color=scolor(sig), lw=1.2)
+        ax.plot(largest["k"], wiener_shrinkage(lam, sig), color=scolor(sig), lw=1.2)
     ax.set(xscale="log", xlabel="index k", ylabel="λ_k / (λ_k + σ²)",
            title=f"(b) Wiener shrinkage, N = {int(largest['dataset_size'].iloc[0])}")  # fmt: skip
     colorbar(fig, ssm, ax, "σ (G10)")
@@ -329,10 +328,10 @@ def gaussian_structure_figure(data: FigureData):
     return fig
 
 
-def sweep_figure(data: FigureData, experiment: str):
+def sweep_figure(data: FigureData):
     """Figs 6–8: distance to the Gaussian denoiser vs σ per swept value, memorization metrics, and
     samples from the same latents with their nearest training images."""
-    o = data.options
+    o, experiment = data.options, data.figure.experiments[0]
     column, label = SWEEPS[experiment]
     runs = data.experiment(experiment)
     if experiment != "training_epochs":
@@ -482,21 +481,9 @@ def teleportation_figure(data: FigureData):
     return fig
 
 
-FIGURES: dict[str, Callable] = {
-    "linearity": linearity_figure,
-    "linear_vs_gaussian": linear_vs_gaussian_figure,
-    "same_noise_samples": same_noise_samples_figure,
-    "gaussian_structure": gaussian_structure_figure,
-    "dataset_size": lambda d: sweep_figure(d, "dataset_size"),
-    "model_scale": lambda d: sweep_figure(d, "model_scale"),
-    "training_epochs": lambda d: sweep_figure(d, "training_epochs"),
-    "strong_generalization": strong_generalization_figure,
-    "architectures": architectures_figure,
-    "teleportation": teleportation_figure,
-}
-
-
 def draw(name: str, data: FigureData, out_png, out_pdf=None) -> None:
+    """Draw figure ``name`` of the registry with its drawing function and save PNG (and PDF)."""
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}; known: {sorted(FIGURES)}")
-    save(FIGURES[name](data), out_png, out_pdf, dpi=data.options["dpi"])
+    data.figure = FIGURES[name]
+    save(globals()[data.figure.draw](data), out_png, out_pdf, dpi=data.options["dpi"])

@@ -121,6 +121,16 @@ def eigendecompose(cov: torch.Tensor, overwrite: bool = False) -> tuple[torch.Te
     return evals.clamp_min(0.0), evecs, n_clipped
 
 
+def wiener_shrinkage(eigenvalues, sigma):
+    """The Wiener filter's gain along each principal direction, λ_k/(λ_k+σ²) (tensors or arrays)."""
+    return eigenvalues / (eigenvalues + sigma**2)
+
+
+def wiener_matrix(eigenvalues: torch.Tensor, eigenvectors: torch.Tensor, sigma: float) -> torch.Tensor:
+    """W_G = U diag(λ/(λ+σ²)) Uᵀ, the linear part of the Wiener denoiser."""
+    return (eigenvectors * wiener_shrinkage(eigenvalues, sigma)) @ eigenvectors.T
+
+
 def wiener_denoiser(
     x: torch.Tensor, sigma: Sigma, mean: torch.Tensor, eigenvalues: torch.Tensor, eigenvectors: torch.Tensor
 ) -> torch.Tensor:
@@ -132,8 +142,7 @@ def wiener_denoiser(
     """
     s = _sigma_column(sigma, x)
     coeff = (x - mean) @ eigenvectors
-    shrink = eigenvalues / (eigenvalues + s**2)
-    return mean + (coeff * shrink) @ eigenvectors.T
+    return mean + (coeff * wiener_shrinkage(eigenvalues, s)) @ eigenvectors.T
 
 
 def gaussian_score(
@@ -143,8 +152,9 @@ def gaussian_score(
 
     ∇ log p_σ(x) = (D_G(x;σ) − x)/σ² = −(Σ + σ²I)⁻¹(x − μ).
     """
-    s = _sigma_column(sigma, x)
-    return (wiener_denoiser(x, sigma, mean, eigenvalues, eigenvectors) - x) / s**2
+    from .metrics import score_from_denoiser
+
+    return score_from_denoiser(wiener_denoiser(x, sigma, mean, eigenvalues, eigenvectors), x, _sigma_column(sigma, x))
 
 
 def gaussian_pf_ode_solution(
@@ -187,7 +197,7 @@ def gaussian_sample(
 def effective_rank(eigenvalues: torch.Tensor | np.ndarray, sigma: float) -> float:
     """Effective number of kept directions of the Wiener filter: Σ_k λ_k/(λ_k+σ²)."""
     lam = torch.tensor(np.asarray(eigenvalues), dtype=torch.float64)
-    return float((lam / (lam + sigma**2)).sum())
+    return float(wiener_shrinkage(lam, sigma).sum())
 
 
 def truncate_rank(
@@ -278,16 +288,17 @@ def fit_gaussian(
 
 
 def fit_gaussian_h5(
-    data_h5, split_h5, out_h5, chunk_size: int = 2048, store_dtype: str = "float64",
+    data_h5, split_h5, out_h5, subset: str, chunk_size: int = 2048, store_dtype: str = "float64",
     device: str = "auto", threads: int | None = None, log=None,
 ) -> GaussianModel:  # fmt: skip
-    """Fit the Gaussian model of one split of a prepared data set and save it.
+    """Fit the Gaussian model of training subset ``subset`` (its split file ``split_h5``) of a
+    prepared data set and save it.
 
     Images are read from HDF5 ``chunk_size`` at a time, so the data never sit in memory whole.
     """
     from tqdm.auto import tqdm
 
-    from .data import read_attrs, read_images, to_float
+    from .dataset import read_attrs, read_images, to_float
     from .runtime import resolve_device, set_threads
     from .splits import load_split
 
@@ -307,7 +318,7 @@ def fit_gaussian_h5(
         )  # fmt: skip
     model.save(
         out_h5, store_dtype=store_dtype,
-        attrs={"subset": Path(split_h5).stem, "data_sha256": str(attrs.get("source_sha256", ""))},
+        attrs={"subset": subset, "data_sha256": str(attrs.get("source_sha256", ""))},
     )  # fmt: skip
     return model
 
@@ -320,7 +331,7 @@ def spectrum_table(gaussian_files: list[str]):
     for path in gaussian_files:
         with h5py.File(path, "r") as f:
             lam = read_array(f, "eigenvalues")
-            subset = str(f.attrs.get("subset", Path(path).stem))
+            subset = str(f.attrs["subset"])
             frames.append(
                 pd.DataFrame(
                     {"subset": subset, "dataset_size": int(f.attrs["n_images"]),

@@ -6,14 +6,13 @@ Any denoiser plugs in as a function ``denoise(x, sigma) -> D(x;σ)`` on flattene
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .schedules import karras_sigmas
+from .schedules import PRESETS, SamplerConfig, karras_sigmas  # noqa: F401  (presets re-exported)
 
-Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
+Denoiser = Callable[[torch.Tensor, float], torch.Tensor]  # D(x;σ) on flattened batches (B, d): the one alias
 
 
 def seeded_latents(seeds, dim: int, dtype=torch.float64, device="cpu") -> torch.Tensor:
@@ -24,34 +23,6 @@ def seeded_latents(seeds, dim: int, dtype=torch.float64, device="cpu") -> torch.
     """
     rows = [torch.randn(dim, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float64) for s in seeds]
     return torch.stack(rows).to(device=device, dtype=dtype)
-
-
-@dataclass(frozen=True)
-class SamplerConfig:
-    """``solver`` 'euler' or 'heun'; ``steps`` N of the ρ-schedule (σ_N = 0 appended)."""
-
-    solver: str = "heun"
-    steps: int = 18
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
-    rho: float = 7.0
-    s_churn: float = 0.0
-    s_min: float = 0.0
-    s_max: float = float("inf")
-    s_noise: float = 1.0
-
-    def sigmas(self) -> np.ndarray:
-        return np.append(karras_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho), 0.0)
-
-    @property
-    def nfe(self) -> int:
-        return 2 * self.steps - 1 if self.solver == "heun" else self.steps
-
-
-PRESETS = {
-    "euler10": SamplerConfig(solver="euler", steps=10),  # the paper's notebook sampler
-    "heun18": SamplerConfig(solver="heun", steps=18),  # EDM's default
-}
 
 
 def pf_ode_sampler(

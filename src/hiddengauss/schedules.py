@@ -1,6 +1,9 @@
-"""Noise-level grids of the EDM (Karras et al. 2022) ρ-schedule."""
+"""Noise-level grids of the EDM (Karras et al. 2022) ρ-schedule and the sampler presets built on it
+(numpy only: the study plan reads them when Snakemake builds the DAG)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,3 +59,31 @@ def log_spaced_epochs(final_epoch: int, count: int, first_epoch: int = 1, extra:
         grid |= {int(round(e)) for e in np.geomspace(first, final_epoch, count)}
     grid |= {e for e in (extra or []) if 1 <= e <= final_epoch}
     return sorted(grid)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """``solver`` 'euler' or 'heun'; ``steps`` N of the ρ-schedule (σ_N = 0 appended)."""
+
+    solver: str = "heun"
+    steps: int = 18
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    s_churn: float = 0.0
+    s_min: float = 0.0
+    s_max: float = float("inf")
+    s_noise: float = 1.0
+
+    def sigmas(self) -> np.ndarray:
+        return np.append(karras_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho), 0.0)
+
+    @property
+    def nfe(self) -> int:
+        return 2 * self.steps - 1 if self.solver == "heun" else self.steps
+
+
+PRESETS = {
+    "euler10": SamplerConfig(solver="euler", steps=10),  # the paper's notebook sampler
+    "heun18": SamplerConfig(solver="heun", steps=18),  # EDM's default
+}

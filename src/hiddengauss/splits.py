@@ -19,7 +19,19 @@ import re
 
 import numpy as np
 
-SUBSET_PATTERN = r"heldout|n[0-9]+(?:s2)?"
+# The subset-name grammar, defined once: n<size> (nested subset, S1 of a pair) or n<size>s2 (S2).
+SUBSET_RE = re.compile(r"n(?P<size>[0-9]+)(?P<second>s2)?")
+HELD_OUT = "heldout"
+
+
+def unnamed(pattern: str) -> str:
+    """A regex with its named groups made anonymous, to embed in another pattern (Snakemake's
+    wildcard constraints may not define group names twice)."""
+    return re.sub(r"\(\?P<\w+>", "(?:", pattern)
+
+
+SUBSET_PATTERN = unnamed(SUBSET_RE.pattern)  # a training subset
+SPLIT_PATTERN = f"{HELD_OUT}|{SUBSET_PATTERN}"  # any split file
 
 
 class SplitError(ValueError):
@@ -33,10 +45,10 @@ def subset_id(size: int, second: bool = False) -> str:
 
 def parse_subset_id(name: str) -> tuple[int, bool]:
     """Inverse of :func:`subset_id`: (size, is_second_of_pair)."""
-    m = re.fullmatch(r"n([0-9]+)(s2)?", name)
+    m = SUBSET_RE.fullmatch(name)
     if not m:
         raise ValueError(f"not a training subset name: {name!r} (expected n<size> or n<size>s2)")
-    return int(m.group(1)), m.group(2) is not None
+    return int(m["size"]), m["second"] is not None
 
 
 def permutation(n_images: int, seed: int) -> np.ndarray:
@@ -69,7 +81,7 @@ def check_sizes(n_images: int, held_out: int, nested_sizes: list[int], pair_size
 def split_indices(n_images: int, seed: int, held_out: int, name: str) -> np.ndarray:
     """Indices (into the data set) of the split called ``name`` (``heldout``, ``n<k>``, ``n<k>s2``)."""
     perm = permutation(n_images, seed)
-    if name == "heldout":
+    if name == HELD_OUT:
         if held_out == 0:
             raise SplitError("no held-out split: evaluation uses a separate data set")
         check_sizes(n_images, held_out, [], [])
@@ -91,7 +103,7 @@ def make_splits(
     names = [subset_id(n) for n in sorted(set(nested_sizes) | set(pair_sizes))]
     names += [subset_id(n, second=True) for n in sorted(set(pair_sizes))]
     if held_out:
-        names.insert(0, "heldout")
+        names.insert(0, HELD_OUT)
     return {name: split_indices(n_images, seed, held_out, name) for name in names}
 
 

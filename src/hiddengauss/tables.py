@@ -23,17 +23,21 @@ def require_finite(tables: dict[str, pd.DataFrame]) -> None:
                                       f"{'s' if len(rows) > 1 else ''} (first at row {rows[0]}: {ident})")  # fmt: skip
 
 
-def concat_with_keys(paths: list[str], keys: list[dict]) -> pd.DataFrame:
+def concat_with_keys(paths: list[str], keys: list[dict], columns=()) -> pd.DataFrame:
     """Concatenate CSV files, putting the columns of ``keys[i]`` in front of file i's rows.
 
-    Raises ValueError naming the file if a numeric value is NaN or infinite, so that no
-    non-finite number reaches a table (or a figure drawn from it).
+    Raises ValueError naming the file if one lacks a column of ``columns`` (the table's
+    registry record) or if a numeric value is NaN or infinite, so that no non-finite number
+    reaches a table (or a figure drawn from it).
     """
     if len(paths) != len(keys):
         raise ValueError(f"{len(paths)} files but {len(keys)} key rows")
     frames = []
     for path, key in zip(paths, keys):
         frame = pd.read_csv(path)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path} lacks the column(s) {missing} of its table (has {list(frame.columns)})")
         require_finite({path: frame})
         frames.append(frame.assign(**key)[list(key) + list(frame.columns)])
     return pd.concat(frames, ignore_index=True)

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ class TrainSpec:
     """Everything that determines a training run's result."""
 
     arch: str
-    model_channels: int
+    model_scale: int  # EDM's model_channels (--cbase): the width of the first level
     channel_mult: list[int]
     num_blocks: int
     attn_resolutions: list[int]
@@ -99,7 +98,7 @@ def checkpoint_name(epoch: int) -> str:
 def build_denoiser(spec: TrainSpec) -> EDMDenoiser:
     net = build_network(
         spec.arch, img_resolution=spec.img_resolution, in_channels=spec.img_channels,
-        model_channels=spec.model_channels, channel_mult=list(spec.channel_mult),
+        model_channels=spec.model_scale, channel_mult=list(spec.channel_mult),
         num_blocks=spec.num_blocks, attn_resolutions=list(spec.attn_resolutions), dropout=spec.dropout,
         augment_dim=AUGMENT_DIM if spec.augment_p > 0 else 0,
     )  # fmt: skip
@@ -172,10 +171,22 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 def load_ema_denoiser(path: str | Path, device="cpu") -> tuple[EDMDenoiser, dict]:
     """The EMA denoiser stored in a checkpoint (the network every analysis uses), in eval mode."""
     ckpt = load_checkpoint(path)
-    spec = TrainSpec(**{**ckpt["spec"], "adam_betas": tuple(ckpt["spec"]["adam_betas"])})
+    spec = dict(ckpt["spec"], adam_betas=tuple(ckpt["spec"]["adam_betas"]))
+    if "model_channels" in spec:  # checkpoints written before the field was named model_scale
+        spec["model_scale"] = spec.pop("model_channels")
+    spec = TrainSpec(**spec)
     model = build_denoiser(spec)
     model.load_state_dict(ckpt["ema"])
     return model.to(device).eval().requires_grad_(False), ckpt
+
+
+def checkpoint_denoiser(checkpoints_dir, epoch: int, device="cpu"):
+    """The EMA network of a run's checkpoint as a denoiser of flattened batches, and the checkpoint."""
+    from .sampling import network_denoiser
+
+    net, ckpt = load_ema_denoiser(Path(checkpoints_dir) / checkpoint_name(int(epoch)), device=device)
+    shape = (ckpt["spec"]["img_channels"], ckpt["spec"]["img_resolution"], ckpt["spec"]["img_resolution"])
+    return network_denoiser(net, shape), ckpt
 
 
 def _rng_state(gen: torch.Generator, stream: BatchStream, device: torch.device) -> dict:
@@ -246,7 +257,7 @@ def train(
     n_params = count_parameters(model)
     log.info(
         "run: %s c%d, %d images of %s, %d epochs = %d images, batch %d, %d parameters, device %s",
-        spec.arch, spec.model_channels, spec.n_images, tuple(images.shape[1:]), spec.epochs,
+        spec.arch, spec.model_scale, spec.n_images, tuple(images.shape[1:]), spec.epochs,
         spec.total_images, spec.batch_size, n_params, device,
     )  # fmt: skip
 

@@ -1,12 +1,12 @@
 rule distill:
     input:
-        checkpoints=lambda wc: f"{RESULTS}/runs/{wc.run}/checkpoints",
-        inputs=analysis_inputs,
-        gaussian=lambda wc: f"{RESULTS}/gaussian/{Run.parse(wc.run).subset}.h5",
+        checkpoints=CHECKPOINTS,
+        inputs=get_run_analysis_inputs,
+        gaussian=get_run_gaussian,
     output:
-        linear=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/linear.h5",
-        table=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/distillation.csv",
-        eigen_diagonal=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/eigen_diagonal.csv",
+        linear=f"{EVAL}/linear.h5",
+        table=f"{EVAL}/distillation.csv",
+        eigen_diagonal=f"{EVAL}/eigen_diagonal.csv",
     log:
         f"{RESULTS}/logs/distill/{{run}}_epoch{{epoch}}.log",
     benchmark:
@@ -28,15 +28,15 @@ rule distill:
 
 rule measure_denoisers:
     input:
-        checkpoints=lambda wc: f"{RESULTS}/runs/{wc.run}/checkpoints",
-        inputs=analysis_inputs,
-        gaussian=lambda wc: f"{RESULTS}/gaussian/{Run.parse(wc.run).subset}.h5",
-        train_split=lambda wc: f"{RESULTS}/splits/{Run.parse(wc.run).subset}.h5",
-        data=f"{RESULTS}/data/dataset.h5",
-        linear=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/linear.h5",
+        checkpoints=CHECKPOINTS,
+        inputs=get_run_analysis_inputs,
+        gaussian=get_run_gaussian,
+        train_split=get_run_split,
+        data=DATA.format(datafile="dataset"),
+        linear=f"{EVAL}/linear.h5",
     output:
-        linearity=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/linearity.csv",
-        distances=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/denoiser_distances.csv",
+        linearity=f"{EVAL}/linearity.csv",
+        distances=f"{EVAL}/denoiser_distances.csv",
     log:
         f"{RESULTS}/logs/measure_denoisers/{{run}}_epoch{{epoch}}.log",
     benchmark:
@@ -59,16 +59,17 @@ rule measure_denoisers:
             "noise_seed",
             "device",
         ),
+        linear_stored=config["analysis"]["distill"]["store"] != "none",
     script:
         "../scripts/measure_denoisers.py"
 
 
 rule gaussian_linearity:
     input:
-        inputs=lambda wc: analysis_inputs(wc, subset=wc.subset),
-        gaussian=f"{RESULTS}/gaussian/{{subset}}.h5",
+        inputs=get_subset_analysis_inputs,
+        gaussian=GAUSSIAN,
     output:
-        f"{RESULTS}/eval/gaussian/{{subset}}/linearity.csv",
+        BASELINE.format(subset="{subset}", table="linearity"),
     log:
         f"{RESULTS}/logs/gaussian_linearity/{{subset}}.log",
     benchmark:
@@ -85,13 +86,9 @@ rule gaussian_linearity:
 
 rule collect_table:
     input:
-        lambda wc: table_sources(wc.table)[0],
+        get_table_sources,
     output:
-        report(
-            f"{RESULTS}/tables/{{table}}.csv",
-            caption="../report/table.rst",
-            category="Tables",
-        ),
+        report(TABLE, caption="../report/table.rst", category="Tables"),
     log:
         f"{RESULTS}/logs/collect_table/{{table}}.log",
     benchmark:
@@ -99,6 +96,7 @@ rule collect_table:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        key_columns=lambda wc: table_sources(wc.table)[1],
+        key_columns=lambda wc: [keys for _, keys in study.table_units(wc.table)],
+        columns=lambda wc: plan.TABLES[wc.table].columns,
     script:
         "../scripts/collect_table.py"

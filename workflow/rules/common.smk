@@ -1,4 +1,5 @@
-# Shared set-up: config validation, the study it describes, wildcard constraints, input functions.
+# Maps the study's plan (hiddengauss.study) to paths: config validation, wildcard constraints,
+# file patterns and the input functions of the rules. No study logic lives here.
 import sys
 from pathlib import Path
 
@@ -6,16 +7,14 @@ SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from hiddengauss.config import (
-    RUN_PATTERN,
-    ConfigError,
-    Run,
-    Study,
-    available_count,
-    validate_config,
-)
+from snakemake.logging import logger
+
+from hiddengauss import study as plan
 from hiddengauss.captions import figure_description
-from hiddengauss.splits import SUBSET_PATTERN, SplitError
+from hiddengauss.config import ConfigError, validate_config
+from hiddengauss.dataset import available_count
+from hiddengauss.sources import source_problems
+from hiddengauss.splits import SPLIT_PATTERN, SUBSET_PATTERN, SplitError
 
 try:
     config.update(  # in place, so Snakemake's own view of the config has the defaults too
@@ -24,71 +23,81 @@ try:
             schema_path=Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
         )
     )
-    study = Study(config)
+    study = plan.Study(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-DATASET = study.name
-RESULTS = f"results/{DATASET}"
+RESULTS = f"results/{study.name}"
+DATA = f"{RESULTS}/data/{{datafile}}.h5"
+SPLIT = f"{RESULTS}/splits/{{split}}.h5"
+GAUSSIAN = f"{RESULTS}/gaussian/{{subset}}.h5"
+CHECKPOINTS = f"{RESULTS}/runs/{{run}}/checkpoints"
+EVAL = f"{RESULTS}/eval/{{run}}/epoch{{epoch}}"
+BASELINE = f"{RESULTS}/eval/gaussian/{{subset}}/{{table}}.csv"
+PAIR = f"{RESULTS}/eval/pairs/{{pair}}.csv"
+SAMPLES = f"{RESULTS}/samples/{{run}}/epoch{{epoch}}.h5"
+GAUSSIAN_SAMPLES = f"{RESULTS}/samples/gaussian/{{subset}}.h5"
+TABLE = f"{RESULTS}/tables/{{table}}.csv"
 
-try:
+
+def check_sources():
+    """A data source that cannot be read stops Snakemake before any job (a missing path only
+    warns in a dry run, so paper-scale configs plan without their data)."""
+    for data_file, key in (("dataset", "dataset"), ("evalset", "evaluation.dataset")):
+        if data_file == "evalset" and not study.external_evaluation:
+            continue
+        if Path(DATA.format(datafile=data_file)).exists():
+            continue
+        errors, missing = source_problems(study.data_source(data_file), key)
+        if missing and workflow.dryrun:
+            logger.warning(
+                "\n".join(f"warning: {m} (a real run stops here)" for m in missing)
+            )
+        elif errors or missing:
+            raise WorkflowError(
+                "data source problem:\n  - " + "\n  - ".join(errors + missing)
+            )
     study.check_counts(
-        available_count(config["dataset"], f"{RESULTS}/data/dataset.h5"),
+        available_count(study.data_source("dataset"), DATA.format(datafile="dataset")),
         available_count(
-            config["evaluation"].get("dataset"), f"{RESULTS}/data/evalset.h5"
+            config["evaluation"].get("dataset"), DATA.format(datafile="evalset")
         ),
     )
+
+
+try:
+    check_sources()
 except SplitError as err:
     raise WorkflowError(f"config/data mismatch: {err}") from None
 
 
-TABLES = (
-    "distillation",
-    "eigen_diagonal",
-    "linearity",
-    "denoiser_distances",
-    "generalization",
-    "teleportation",
-    "strong_generalization",
-)
-
-
 wildcard_constraints:
-    dataset=DATASET,
-    which="dataset|evalset",
-    split=SUBSET_PATTERN,
-    subset=r"n[0-9]+(?:s2)?",
-    run=RUN_PATTERN,
+    datafile="|".join(plan.DATA_FILES),
+    split=SPLIT_PATTERN,
+    subset=SUBSET_PATTERN,
+    run=plan.RUN_PATTERN,
     epoch=r"[0-9]+",
-    table="|".join(TABLES),
-    figure="|".join(study.figures()),
-    pair=f"{RUN_PATTERN}_e[0-9]+",
+    table="|".join(n for n, t in plan.TABLES.items() if t.collected),
+    figure="|".join(plan.FIGURES),
+    pair=plan.PAIR_PATTERN,
 
 
-def data_source(which):
-    """The config section that describes data file ``which`` (dataset or evalset)."""
-    return config["dataset"] if which == "dataset" else config["evaluation"]["dataset"]
+def section_params(section, *keys):
+    """The keys of one config section that a rule uses, so that changing any other key does not
+    rerun it (Snakemake reruns a job when its params change)."""
+    return {k: config[section][k] for k in keys if k in config[section]}
 
 
-def split_source(split):
-    """The data file a split indexes: held-out images may come from a separate set."""
-    if split == "heldout" and study.external_evaluation:
-        return f"{RESULTS}/data/evalset.h5"
-    return f"{RESULTS}/data/dataset.h5"
-
-
-def gaussian_models():
-    return expand(f"{RESULTS}/gaussian/{{subset}}.h5", subset=study.training_subsets)
+SAMPLE_KEYS = ("n_samples", "seed_offset", "samplers", "trajectories", "dtype")
+SAMPLE_KEYS += ("s_churn", "s_min", "s_max", "s_noise", "batch_size")
 
 
 def get_final_output():
     return [
-        *gaussian_models(),
-        f"{RESULTS}/splits/heldout.h5",
-        f"{RESULTS}/tables/spectrum.csv",
-        *checkpoint_dirs(),
-        *expand(f"{RESULTS}/tables/{{table}}.csv", table=study_tables()),
-        f"{RESULTS}/tables/runs.csv",
+        *expand(GAUSSIAN, subset=study.training_subsets),
+        SPLIT.format(split="heldout"),
+        *expand(CHECKPOINTS, run=sorted(study.runs)),
+        *expand(TABLE, table=[t.name for t in study.tables()]),
         *expand(
             f"{RESULTS}/figures/{{figure}}.{{ext}}",
             figure=study.figures(),
@@ -98,199 +107,100 @@ def get_final_output():
     ]
 
 
-def study_tables():
-    """The collected tables this config produces (strong_generalization needs S1/S2 pairs)."""
-    return [t for t in TABLES if t != "strong_generalization" or study.pairs()]
+def split_data(split):
+    return DATA.format(datafile=study.split_data_file(split))
 
 
-def train_spec(run_id):
-    """Every value that determines a training run's weights (rule train's params)."""
-    run = Run.parse(run_id)
-    m, t = config["model"], config["training"]
-    return dict(
-        arch=run.arch,
-        model_channels=run.scale,
-        channel_mult=m["channel_mult"],
-        num_blocks=m["num_blocks"],
-        attn_resolutions=m["attn_resolutions"],
-        dropout=m["dropout"],
-        sigma_data=m["sigma_data"],
-        epochs=study.final_epoch(run),
-        checkpoint_epochs=study.checkpoint_epochs(run),
-        batch_size=t["batch_size"],
-        lr=t["lr"],
-        warmup_fraction=t["warmup_fraction"],
-        ema_halflife_fraction=t["ema_halflife_fraction"],
-        ema_rampup_ratio=t["ema_rampup_ratio"],
-        p_mean=t["p_mean"],
-        p_std=t["p_std"],
-        augment_p=t["augment_p"],
-        seed=run.seed,
-    )
+def get_split_data(wildcards):
+    return split_data(wildcards.split)
 
 
-def section_params(section, *keys):
-    """The keys of one config section that a rule uses, so that changing any other key does not
-    rerun it (Snakemake reruns a job when its params change)."""
-    return {k: config[section][k] for k in keys if k in config[section]}
+def get_run_split(wildcards):
+    return SPLIT.format(split=plan.Run.parse(wildcards.run).subset)
 
 
-SAMPLE_KEYS = (
-    "n_samples",
-    "seed_offset",
-    "samplers",
-    "trajectories",
-    "dtype",
-    "s_churn",
-    "s_min",
-    "s_max",
-    "s_noise",
-    "batch_size",
-)
+def get_run_gaussian(wildcards):
+    return GAUSSIAN.format(subset=plan.Run.parse(wildcards.run).subset)
 
 
-def hardware_params(section):
-    return {k: section[k] for k in ("device", "tf32", "bf16", "compile")}
+def get_run_gaussian_samples(wildcards):
+    return GAUSSIAN_SAMPLES.format(subset=plan.Run.parse(wildcards.run).subset)
 
 
-def checkpoint_dirs():
-    return expand(f"{RESULTS}/runs/{{run}}/checkpoints", run=sorted(study.runs))
-
-
-def analysis_inputs(wildcards, subset=None):
+def analysis_inputs(subset):
     """[split file, data file] of the images y behind the noisy evaluation inputs y + σn."""
-    if config["analysis"]["inputs"] == "heldout":
-        return [f"{RESULTS}/splits/heldout.h5", split_source("heldout")]
-    subset = subset or Run.parse(wildcards.run).subset
-    return [f"{RESULTS}/splits/{subset}.h5", f"{RESULTS}/data/dataset.h5"]
+    split = study.analysis_split(subset)
+    return [SPLIT.format(split=split), split_data(split)]
 
 
-def table_sources(table):
-    """(files, identifying columns) that collect_table concatenates into ``table``."""
-    if table == "strong_generalization":
-        pairs = study.pairs()
-        files = [f"{RESULTS}/eval/pairs/{p['pair_id']}.csv" for p in pairs]
-        return files, pairs
-    if table == "teleportation":
-        evals = [
-            (rid, study.final_epoch(run)) for rid, run in sorted(study.runs.items())
-        ]
-    else:
-        evals = study.evaluations()
-    files, keys = [], []
-    for run_id, epoch in evals:
-        run = Run.parse(run_id)
-        files.append(f"{RESULTS}/eval/{run_id}/epoch{epoch}/{table}.csv")
-        keys.append(
-            dict(
-                run_id=run_id,
-                epoch=epoch,
-                arch=run.arch,
-                model_scale=run.scale,
-                dataset_size=run.size,
-                subset=run.subset,
-                seed=run.seed,
-            )
-        )
-    if table == "linearity":
-        for s in study.training_subsets:
-            files.append(f"{RESULTS}/eval/gaussian/{s}/linearity.csv")
-            keys.append(
-                dict(
-                    run_id=f"gaussian:{s}",
-                    epoch=-1,
-                    arch="gaussian",
-                    model_scale=-1,
-                    dataset_size=int(s[1:].removesuffix("s2")),
-                    subset=s,
-                    seed=-1,
-                )
-            )
-    return files, keys
+def get_run_analysis_inputs(wildcards):
+    return analysis_inputs(plan.Run.parse(wildcards.run).subset)
 
 
-def pair_info(pair_id):
-    return next(p for p in study.pairs() if p["pair_id"] == pair_id)
+def get_subset_analysis_inputs(wildcards):
+    return analysis_inputs(wildcards.subset)
 
 
-def pair_inputs(wildcards):
-    p = pair_info(wildcards.pair)
-    r1, r2 = Run.parse(p["s1"]), Run.parse(p["s2"])
-    return dict(
-        s1=samples_file(r1, p["epoch"]),
-        s2=samples_file(r2, p["epoch"]),
-        g1=f"{RESULTS}/samples/gaussian/{r1.subset}.h5",
-        g2=f"{RESULTS}/samples/gaussian/{r2.subset}.h5",
-        split1=f"{RESULTS}/splits/{r1.subset}.h5",
-        split2=f"{RESULTS}/splits/{r2.subset}.h5",
-        data=f"{RESULTS}/data/dataset.h5",
-    )
+def get_table_sources(wildcards):
+    """The per-unit files that collect_table concatenates into table ``wildcards.table``."""
+    paths = {
+        "checkpoint": lambda k: f"{EVAL}/{{table}}.csv".format(
+            run=k["run_id"], epoch=k["epoch"], table=wildcards.table
+        ),
+        "baseline": lambda k: BASELINE.format(
+            subset=k["subset"], table=wildcards.table
+        ),
+        "pair": lambda k: PAIR.format(pair=k["pair_id"]),
+    }
+    return [paths[kind](keys) for kind, keys in study.table_units(wildcards.table)]
 
 
-FIGURE_TABLES = {
-    "linearity": ["linearity"],
-    "linear_vs_gaussian": ["denoiser_distances"],
-    "same_noise_samples": [],
-    "gaussian_structure": ["spectrum", "distillation", "eigen_diagonal"],
-    "dataset_size": ["denoiser_distances", "generalization"],
-    "model_scale": ["denoiser_distances", "generalization"],
-    "training_epochs": ["denoiser_distances", "generalization"],
-    "strong_generalization": ["strong_generalization"],
-    "architectures": ["denoiser_distances"],
-    "teleportation": ["teleportation"],
-}
+def get_pair_inputs(wildcards):
+    p = study.pair(wildcards.pair)
+    runs = {half: plan.Run.parse(p[half]) for half in ("s1", "s2")}
+    out = {half: SAMPLES.format(run=r.id, epoch=p["epoch"]) for half, r in runs.items()}
+    for i, r in enumerate(runs.values(), 1):
+        out[f"g{i}"] = GAUSSIAN_SAMPLES.format(subset=r.subset)
+        out[f"split{i}"] = SPLIT.format(split=r.subset)
+    return {**out, "data": DATA.format(datafile="dataset")}
 
 
-def samples_file(run, epoch):
-    return f"{RESULTS}/samples/{run.id}/epoch{epoch}.h5"
-
-
-def figure_inputs(wildcards):
+def get_figure_inputs(wildcards):
     """Tables (by name) and stored samples a figure reads; nothing else reaches figure code."""
-    name = wildcards.figure
-    out = {t: f"{RESULTS}/tables/{t}.csv" for t in ["runs", *FIGURE_TABLES[name]]}
-    samples, subsets = [], set()
-    if name == "same_noise_samples":
-        run, epoch = study.showcase()
-        samples.append(samples_file(run, epoch))
-        subsets.add(run.subset)
-    elif name in ("dataset_size", "model_scale", "training_epochs", "architectures"):
-        exp = "architecture" if name == "architectures" else name
-        for run, epoch in study.experiment_evaluations(
-            exp, final_only=name != "training_epochs"
-        ):
-            samples.append(samples_file(run, epoch))
-            subsets.add(run.subset)
-    elif name == "strong_generalization":
-        for p in study.pairs():
-            for rid in (p["s1"], p["s2"]):
-                samples.append(samples_file(Run.parse(rid), p["epoch"]))
-                subsets.add(Run.parse(rid).subset)
-    if samples:
-        out["samples"] = samples
-        out["gaussian_samples"] = [
-            f"{RESULTS}/samples/gaussian/{s}.h5" for s in sorted(subsets)
-        ]
-        out["splits"] = [f"{RESULTS}/splits/{s}.h5" for s in sorted(subsets)]
-        out["data"] = f"{RESULTS}/data/dataset.h5"
+    figure = plan.FIGURES[wildcards.figure]
+    out = {t: TABLE.format(table=t) for t in ("runs", *figure.tables)}
+    checkpoints = study.figure_samples(figure.name)
+    if checkpoints:
+        subsets = sorted({run.subset for run, _ in checkpoints})
+        out["samples"] = [SAMPLES.format(run=r.id, epoch=e) for r, e in checkpoints]
+        out["gaussian_samples"] = expand(GAUSSIAN_SAMPLES, subset=subsets)
+        out["splits"] = expand(SPLIT, split=subsets)
+        out["data"] = DATA.format(datafile="dataset")
     return out
 
 
-def figure_caption(wildcards):
-    """The figure function's docstring and the config it was drawn from (report caption)."""
-    return figure_description(wildcards.figure, config)
+def get_figure_samples(wildcards):
+    """Which run, epoch or subset each sample and split file of the figure belongs to."""
+    checkpoints = study.figure_samples(wildcards.figure)
+    return dict(
+        checkpoints=[dict(run=r.id, epoch=e) for r, e in checkpoints],
+        subsets=sorted({r.subset for r, _ in checkpoints}),
+    )
 
 
-def figure_options(wildcards):
+def get_figure_options(wildcards):
     """config["figures"], plus for Fig 3 the (run id, epoch) that Study.showcase chose."""
-    if wildcards.figure != "same_noise_samples":
+    if plan.FIGURES[wildcards.figure].samples != plan.SHOWCASE:
         return config["figures"]
     run, epoch = study.showcase()
     return {**config["figures"], "showcase": [run.id, epoch]}
 
 
-def claims_inputs(wildcards):
-    names = ["runs", "linearity", "denoiser_distances", "generalization"]
-    if study.pairs():
-        names.append("strong_generalization")
-    return {t: f"{RESULTS}/tables/{t}.csv" for t in names}
+def get_figure_caption(wildcards):
+    """The drawing function's docstring and the config it was drawn from (report caption)."""
+    return figure_description(wildcards.figure, config)
+
+
+def get_claims_inputs(wildcards):
+    made = {t.name for t in study.tables()}
+    return {t: TABLE.format(table=t) for t in plan.CLAIMS_TABLES if t in made}

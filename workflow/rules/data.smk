@@ -1,23 +1,23 @@
 rule prepare_dataset:
     output:
-        f"{RESULTS}/data/{{which}}.h5",
+        DATA,
     log:
-        f"{RESULTS}/logs/prepare_dataset/{{which}}.log",
+        f"{RESULTS}/logs/prepare_dataset/{{datafile}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/prepare_dataset/{{which}}.tsv"
+        f"{RESULTS}/benchmarks/prepare_dataset/{{datafile}}.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        spec=lambda wc: data_source(wc.which),
+        spec=lambda wc: study.data_source(wc.datafile),
     script:
         "../scripts/prepare_dataset.py"
 
 
 rule split_dataset:
     input:
-        data=lambda wc: split_source(wc.split),
+        data=get_split_data,
     output:
-        f"{RESULTS}/splits/{{split}}.h5",
+        SPLIT,
     log:
         f"{RESULTS}/logs/split_dataset/{{split}}.log",
     benchmark:
@@ -25,12 +25,6 @@ rule split_dataset:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        seed=config["splits"]["seed"],
-        held_out=lambda wc: (
-            config["evaluation"]["size"]
-            if wc.split == "heldout" or not study.external_evaluation
-            else 0
-        ),
-        external=lambda wc: wc.split == "heldout" and study.external_evaluation,
+        plan=lambda wc: study.split_plan(wc.split),
     script:
         "../scripts/split_dataset.py"

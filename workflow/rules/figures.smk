@@ -1,11 +1,9 @@
 rule runs_table:
     input:
-        checkpoint_dirs(),
+        checkpoints=expand(CHECKPOINTS, run=sorted(study.runs)),
     output:
         report(
-            f"{RESULTS}/tables/runs.csv",
-            caption="../report/runs.rst",
-            category="Tables",
+            TABLE.format(table="runs"), caption="../report/runs.rst", category="Tables"
         ),
     log:
         f"{RESULTS}/logs/runs_table.log",
@@ -15,13 +13,14 @@ rule runs_table:
         "../../envs/hiddengauss.yaml"
     params:
         rows=study.experiment_rows(),
+        runs=sorted(study.runs),
     script:
         "../scripts/runs_table.py"
 
 
 rule figure:
     input:
-        unpack(figure_inputs),
+        unpack(get_figure_inputs),
     output:
         png=report(
             f"{RESULTS}/figures/{{figure}}.png",
@@ -37,20 +36,19 @@ rule figure:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        options=figure_options,
-        caption=figure_caption,
+        options=get_figure_options,
+        caption=get_figure_caption,
+        samples=get_figure_samples,
     script:
         "../scripts/figure.py"
 
 
 rule claims:
     input:
-        unpack(claims_inputs),
+        unpack(get_claims_inputs),
     output:
         report(
-            f"{RESULTS}/claims.csv",
-            caption="../report/claims.rst",
-            category="Claims",
+            f"{RESULTS}/claims.csv", caption="../report/claims.rst", category="Claims"
         ),
     log:
         f"{RESULTS}/logs/claims.log",

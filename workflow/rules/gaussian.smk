@@ -1,9 +1,9 @@
 rule fit_gaussian:
     input:
-        data=f"{RESULTS}/data/dataset.h5",
-        split=f"{RESULTS}/splits/{{subset}}.h5",
+        data=DATA.format(datafile="dataset"),
+        split=SPLIT.format(split="{subset}"),
     output:
-        f"{RESULTS}/gaussian/{{subset}}.h5",
+        GAUSSIAN,
     log:
         f"{RESULTS}/logs/fit_gaussian/{{subset}}.log",
     benchmark:
@@ -15,19 +15,17 @@ rule fit_gaussian:
         mem_mb=4000,
         runtime=60,
     params:
-        chunk_size=config["gaussian"]["chunk_size"],
-        store_dtype=config["gaussian"]["store_dtype"],
-        device=config["gaussian"]["device"],
+        gaussian=section_params("gaussian", "chunk_size", "store_dtype", "device"),
     script:
         "../scripts/fit_gaussian.py"
 
 
 rule spectrum_table:
     input:
-        gaussian_models(),
+        expand(GAUSSIAN, subset=study.training_subsets),
     output:
         report(
-            f"{RESULTS}/tables/spectrum.csv",
+            TABLE.format(table="spectrum"),
             caption="../report/spectrum.rst",
             category="Tables",
         ),

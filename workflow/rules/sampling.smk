@@ -1,10 +1,10 @@
 rule sample_gaussian:
     input:
-        gaussian=f"{RESULTS}/gaussian/{{subset}}.h5",
-        train_split=f"{RESULTS}/splits/{{subset}}.h5",
-        data=f"{RESULTS}/data/dataset.h5",
+        gaussian=GAUSSIAN,
+        train_split=SPLIT.format(split="{subset}"),
+        data=DATA.format(datafile="dataset"),
     output:
-        f"{RESULTS}/samples/gaussian/{{subset}}.h5",
+        GAUSSIAN_SAMPLES,
     log:
         f"{RESULTS}/logs/sample_gaussian/{{subset}}.log",
     benchmark:
@@ -19,10 +19,10 @@ rule sample_gaussian:
 
 rule sample_checkpoint:
     input:
-        checkpoints=lambda wc: f"{RESULTS}/runs/{wc.run}/checkpoints",
-        linear=f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/linear.h5",
+        checkpoints=CHECKPOINTS,
+        linear=f"{EVAL}/linear.h5",
     output:
-        f"{RESULTS}/samples/{{run}}/epoch{{epoch}}.h5",
+        SAMPLES,
     log:
         f"{RESULTS}/logs/sample_checkpoint/{{run}}_epoch{{epoch}}.log",
     benchmark:
@@ -35,18 +35,19 @@ rule sample_checkpoint:
         runtime=240,
     params:
         sampling=section_params("sampling", *SAMPLE_KEYS, "device"),
+        linear_samplers=study.linear_samplers(),
     script:
         "../scripts/sample_checkpoint.py"
 
 
 rule generalization:
     input:
-        samples=f"{RESULTS}/samples/{{run}}/epoch{{epoch}}.h5",
-        gaussian_samples=lambda wc: f"{RESULTS}/samples/gaussian/{Run.parse(wc.run).subset}.h5",
-        train_split=lambda wc: f"{RESULTS}/splits/{Run.parse(wc.run).subset}.h5",
-        data=f"{RESULTS}/data/dataset.h5",
+        samples=SAMPLES,
+        gaussian_samples=get_run_gaussian_samples,
+        train_split=get_run_split,
+        data=DATA.format(datafile="dataset"),
     output:
-        f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/generalization.csv",
+        f"{EVAL}/generalization.csv",
     log:
         f"{RESULTS}/logs/generalization/{{run}}_epoch{{epoch}}.log",
     benchmark:
@@ -59,12 +60,12 @@ rule generalization:
 
 rule teleportation:
     input:
-        checkpoints=lambda wc: f"{RESULTS}/runs/{wc.run}/checkpoints",
-        gaussian=lambda wc: f"{RESULTS}/gaussian/{Run.parse(wc.run).subset}.h5",
-        train_split=lambda wc: f"{RESULTS}/splits/{Run.parse(wc.run).subset}.h5",
-        data=f"{RESULTS}/data/dataset.h5",
+        checkpoints=CHECKPOINTS,
+        gaussian=get_run_gaussian,
+        train_split=get_run_split,
+        data=DATA.format(datafile="dataset"),
     output:
-        f"{RESULTS}/eval/{{run}}/epoch{{epoch}}/teleportation.csv",
+        f"{EVAL}/teleportation.csv",
     log:
         f"{RESULTS}/logs/teleportation/{{run}}_epoch{{epoch}}.log",
     benchmark:
@@ -90,9 +91,9 @@ rule teleportation:
 
 rule strong_generalization:
     input:
-        unpack(pair_inputs),
+        unpack(get_pair_inputs),
     output:
-        f"{RESULTS}/eval/pairs/{{pair}}.csv",
+        PAIR,
     log:
         f"{RESULTS}/logs/strong_generalization/{{pair}}.log",
     benchmark:
@@ -100,7 +101,7 @@ rule strong_generalization:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        pair=lambda wc: pair_info(wc.pair),
+        pair=lambda wc: study.pair(wc.pair),
         samplers=config["sampling"]["samplers"],
     script:
         "../scripts/strong_generalization.py"

@@ -1,9 +1,9 @@
 rule train:
     input:
-        data=f"{RESULTS}/data/dataset.h5",
-        split=lambda wc: f"{RESULTS}/splits/{Run.parse(wc.run).subset}.h5",
+        data=DATA.format(datafile="dataset"),
+        split=get_run_split,
     output:
-        checkpoints=directory(f"{RESULTS}/runs/{{run}}/checkpoints"),
+        checkpoints=directory(CHECKPOINTS),
         loss=f"{RESULTS}/runs/{{run}}/loss.csv",
     log:
         f"{RESULTS}/logs/train/{{run}}.log",
@@ -17,8 +17,8 @@ rule train:
         mem_mb=16000,
         runtime=2880,
     params:
-        spec=lambda wc: train_spec(wc.run),
-        hardware=hardware_params(config["training"]),
-        state_dir=lambda wc: f"{RESULTS}/runs/{wc.run}/state",
+        spec=lambda wc: study.train_spec(plan.Run.parse(wc.run)),
+        hardware=section_params("training", "device", "tf32", "bf16", "compile"),
+        state_dir=f"{RESULTS}/runs/{{run}}/state",
     script:
         "../scripts/train.py"

@@ -4,11 +4,14 @@ import _src  # noqa: F401  (makes src/ importable)
 
 import pandas as pd
 
-from hiddengauss.analysis import checkpoint_denoiser, distill_rows, load_split_images, save_linear_maps
+from hiddengauss.analysis import distill_rows
+from hiddengauss.dataset import load_split_images
+from hiddengauss.distill import save_linear_maps
 from hiddengauss.gaussian import GaussianModel
 from hiddengauss.io import script_logging, write_csv
 from hiddengauss.runtime import resolve_device, set_threads
 from hiddengauss.schedules import sigma_grid
+from hiddengauss.training import checkpoint_denoiser
 
 with script_logging(snakemake.log[0]):
     set_threads(snakemake.threads)

@@ -1,22 +1,21 @@
-"""Rule figure: one figure of outputs.md (PNG and PDF) from the tables and the stored samples."""
+"""Rule figure: one figure of the registry (PNG and PDF) from the tables and the stored samples."""
 
 import _src  # noqa: F401  (makes src/ importable)
 
-from pathlib import Path
-
 import pandas as pd
 
-from hiddengauss.analysis import load_split_images
-from hiddengauss.figures import FIGURE_TABLE_NAMES, FigureData, draw
+from hiddengauss.dataset import load_split_images
+from hiddengauss.figures import FigureData, draw
 from hiddengauss.io import atomic_path, script_logging
+from hiddengauss.study import TABLES
 
 with script_logging(snakemake.log[0]):
-    inp = snakemake.input
-    tables = {k: pd.read_csv(v) for k, v in inp.items() if k in FIGURE_TABLE_NAMES}
-    paths = lambda key: [inp[key]] if isinstance(inp.get(key), str) else list(inp.get(key) or [])  # noqa: E731
-    files = lambda key: {Path(p).stem: p for p in paths(key)}  # noqa: E731
-    samples = {(Path(p).parent.name, int(Path(p).stem[5:])): p for p in paths("samples")}  # {run}/epoch{E}.h5
-    gaussian, splits = files("gaussian_samples"), files("splits")
+    inp, index = snakemake.input, snakemake.params.samples
+    tables = {k: pd.read_csv(v) for k, v in inp.items() if k in TABLES}
+    listed = lambda key: [inp[key]] if isinstance(inp.get(key), str) else list(inp.get(key) or [])  # noqa: E731
+    samples = {(c["run"], int(c["epoch"])): p for c, p in zip(index["checkpoints"], listed("samples"))}
+    gaussian = dict(zip(index["subsets"], listed("gaussian_samples")))
+    splits = dict(zip(index["subsets"], listed("splits")))
     data = FigureData(
         tables,
         samples_path=lambda run, epoch: samples[run, int(epoch)],

@@ -6,9 +6,8 @@ from hiddengauss.gaussian import fit_gaussian_h5
 from hiddengauss.io import script_logging
 
 with script_logging(snakemake.log[0]) as log:
-    p = snakemake.params
+    g = snakemake.params.gaussian
     fit_gaussian_h5(
-        snakemake.input.data, snakemake.input.split, snakemake.output[0],
-        chunk_size=p.chunk_size, store_dtype=p.store_dtype, device=p.device,
-        threads=snakemake.threads, log=log,
+        snakemake.input.data, snakemake.input.split, snakemake.output[0], subset=snakemake.wildcards.subset,
+        chunk_size=g["chunk_size"], store_dtype=g["store_dtype"], device=g["device"], threads=snakemake.threads, log=log,
     )  # fmt: skip

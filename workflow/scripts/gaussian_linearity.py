@@ -4,7 +4,8 @@ import _src  # noqa: F401  (makes src/ importable)
 
 import pandas as pd
 
-from hiddengauss.analysis import linearity_rows, load_split_images
+from hiddengauss.analysis import linearity_rows
+from hiddengauss.dataset import load_split_images
 from hiddengauss.gaussian import GaussianModel
 from hiddengauss.io import script_logging, write_csv
 from hiddengauss.schedules import sigma_grid

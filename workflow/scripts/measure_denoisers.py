@@ -3,23 +3,17 @@ empirical-optimal denoisers for one checkpoint."""
 
 import _src  # noqa: F401  (makes src/ importable)
 
-import logging
-
 import pandas as pd
 
-from hiddengauss.analysis import (
-    checkpoint_denoiser,
-    distance_rows,
-    linear_family,
-    linearity_rows,
-    load_linear_maps,
-    load_split_images,
-)
+from hiddengauss.analysis import distance_rows, linearity_rows
+from hiddengauss.dataset import load_split_images
+from hiddengauss.distill import linear_family, load_linear_maps
 from hiddengauss.empirical import empirical_optimal_denoiser
 from hiddengauss.gaussian import GaussianModel
 from hiddengauss.io import script_logging, write_csv
 from hiddengauss.runtime import resolve_device, set_threads
 from hiddengauss.schedules import sigma_grid
+from hiddengauss.training import checkpoint_denoiser
 
 with script_logging(snakemake.log[0]) as log:
     set_threads(snakemake.threads)
@@ -36,9 +30,9 @@ with script_logging(snakemake.log[0]) as log:
         "gaussian": gauss.denoise,
         "empirical": lambda x, s: empirical_optimal_denoiser(x, s, train),
     }
-    try:
+    if snakemake.params.linear_stored:
         denoisers["linear"] = linear_family(load_linear_maps(snakemake.input.linear))
-    except ValueError as err:
-        log.warning("no linear-model distances: %s", err)
+    else:
+        log.info("no linear-model distances: analysis.distill.store is none")
     rows = distance_rows(denoisers, y, sigma_grid(a["sigmas"]), a["n_inputs"], a["noise_seed"])
     write_csv(pd.DataFrame(rows), snakemake.output.distances)

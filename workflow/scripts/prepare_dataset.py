@@ -2,7 +2,8 @@
 
 import _src  # noqa: F401  (makes src/ importable)
 
-from hiddengauss.data import load_source, write_dataset_h5
+from hiddengauss.dataset import write_dataset_h5
+from hiddengauss.sources import load_source
 from hiddengauss.io import script_logging
 
 with script_logging(snakemake.log[0]) as log:

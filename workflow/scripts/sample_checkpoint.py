@@ -5,14 +5,14 @@ import _src  # noqa: F401  (makes src/ importable)
 
 import numpy as np
 
-from hiddengauss.analysis import checkpoint_denoiser, linear_family, load_linear_maps
+from hiddengauss.distill import linear_family, load_linear_maps
 from hiddengauss.generation import latent_seeds, sample_sets, save_samples
 from hiddengauss.io import script_logging
 from hiddengauss.runtime import resolve_device
-from hiddengauss.sampling import PRESETS
+from hiddengauss.training import checkpoint_denoiser
 
 with script_logging(snakemake.log[0]) as log:
-    s = snakemake.params.sampling
+    s, linear_samplers = snakemake.params.sampling, snakemake.params.linear_samplers
     dev = resolve_device(s["device"])
     net, ckpt = checkpoint_denoiser(snakemake.input.checkpoints, snakemake.wildcards.epoch, dev)
     spec = ckpt["spec"]
@@ -20,12 +20,9 @@ with script_logging(snakemake.log[0]) as log:
     seeds = latent_seeds(s["n_samples"], s["seed_offset"])
     dim = int(np.prod(shape))
     sets = sample_sets({"network": net}, s["samplers"], seeds, dim, s["batch_size"], s["trajectories"], dev, options=s)
-    try:
-        maps = load_linear_maps(snakemake.input.linear)
-        fitted = np.array(sorted(maps))
-        usable = [n for n in s["samplers"] if all(np.isclose(fitted, v).any() for v in PRESETS[n].sigmas()[:-1])]
-        linear = {"linear": linear_family(maps)}
-        sets.update(sample_sets(linear, usable, seeds, dim, s["batch_size"], s["trajectories"], dev, options=s))
-    except ValueError as err:
-        log.warning("no linear-model samples: %s", err)
+    if linear_samplers:  # decided when the DAG is planned (Study.linear_samplers)
+        linear = {"linear": linear_family(load_linear_maps(snakemake.input.linear))}
+        sets.update(sample_sets(linear, linear_samplers, seeds, dim, s["batch_size"], s["trajectories"], dev, options=s))
+    else:
+        log.info("no linear-model samples: no configured sampler runs on the distilled σ grid (or W is not stored)")
     save_samples(snakemake.output[0], sets, seeds, shape)

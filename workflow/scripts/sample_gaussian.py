@@ -3,7 +3,7 @@ empirical-optimal denoiser's samples of one training subset, from the shared lat
 
 import _src  # noqa: F401  (makes src/ importable)
 
-from hiddengauss.analysis import load_split_images
+from hiddengauss.dataset import load_split_images
 from hiddengauss.empirical import empirical_optimal_denoiser
 from hiddengauss.gaussian import GaussianModel
 from hiddengauss.generation import latent_seeds, sample_sets, save_samples

@@ -4,7 +4,7 @@ import _src  # noqa: F401  (makes src/ importable)
 
 import pandas as pd
 
-from hiddengauss.analysis import load_split_images
+from hiddengauss.dataset import load_split_images
 from hiddengauss.generation import strong_generalization_row
 from hiddengauss.io import script_logging, write_csv
 

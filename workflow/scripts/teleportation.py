@@ -5,11 +5,12 @@ import _src  # noqa: F401  (makes src/ importable)
 import numpy as np
 import pandas as pd
 
-from hiddengauss.analysis import checkpoint_denoiser, load_split_images
+from hiddengauss.dataset import load_split_images
 from hiddengauss.gaussian import GaussianModel
 from hiddengauss.generation import latent_seeds, teleportation_rows
 from hiddengauss.io import script_logging, write_csv
 from hiddengauss.runtime import resolve_device
+from hiddengauss.training import checkpoint_denoiser
 
 with script_logging(snakemake.log[0]):
     s = snakemake.params.sampling

@@ -4,7 +4,7 @@ import _src  # noqa: F401  (makes src/ importable)
 
 import pandas as pd
 
-from hiddengauss.data import read_images
+from hiddengauss.dataset import read_images
 from hiddengauss.io import script_logging, write_csv
 from hiddengauss.runtime import resolve_device, set_threads
 from hiddengauss.splits import load_split

@@ -1,0 +1,454 @@
+"""The plan of a study: its training runs, the checkpoints each experiment evaluates, and the
+registry of every table and figure the pipeline makes.
+
+A validated config describes a :class:`Study`; everything Snakemake needs to plan the DAG
+(which runs, which evaluations, which files feed which table or figure) is a method here,
+so it can be tested without Snakemake. ``workflow/rules/common.smk`` only maps these plans to
+paths. This module does no I/O and imports neither torch nor matplotlib: Snakemake imports
+it on every invocation, dry runs included.
+
+**Adding a table**: a :class:`Table` record in :data:`TABLES`, the row builder, and the rule
+that writes one file per unit (checkpoint, final checkpoint, pair); ``collect_table``
+concatenates them. **Adding a figure**: a :class:`Figure` record in :data:`FIGURES` and its
+drawing function in :mod:`hiddengauss.figures` (its docstring is the report caption).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import splits
+from .schedules import PRESETS, log_spaced_epochs, sigma_grid
+
+ARCHS = ("ncsnpp", "ddpmpp", "adm")
+# Run id grammar: {arch}_c{model_scale}_{subset}_s{seed}; a strong-generalization pair is its
+# S1 run id and the evaluated epoch, {run}_e{epoch}.
+RUN_RE = re.compile(
+    rf"(?P<arch>{'|'.join(ARCHS)})_c(?P<model_scale>[0-9]+)_(?P<subset>{splits.SUBSET_PATTERN})_s(?P<seed>[0-9]+)"
+)
+RUN_PATTERN = splits.unnamed(RUN_RE.pattern)
+PAIR_PATTERN = rf"{RUN_PATTERN}_e[0-9]+"
+DATA_FILES = ("dataset", "evalset")  # the prepared data files: training data, separate evaluation set
+
+# Checkpoints an experiment evaluates of one of its runs (runs.csv column ``checkpoint``).
+FINAL, ALL, EARLY_STOP = "final", "all", "early_stop"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: backbone, model scale (EDM's model_channels), training subset, seed."""
+
+    arch: str
+    model_scale: int
+    subset: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.arch}_c{self.model_scale}_{self.subset}_s{self.seed}"
+
+    @property
+    def size(self) -> int:
+        return splits.parse_subset_id(self.subset)[0]
+
+    @classmethod
+    def parse(cls, run_id: str) -> "Run":
+        m = RUN_RE.fullmatch(run_id)
+        if not m:
+            raise ValueError(f"not a run id: {run_id!r} (expected {{arch}}_c{{model_scale}}_n{{size}}[s2]_s{{seed}})")
+        return cls(m["arch"], int(m["model_scale"]), m["subset"], int(m["seed"]))
+
+    def keys(self, epoch: int) -> dict:
+        """The identifying columns of a checkpoint's rows in every per-checkpoint table."""
+        return dict(run_id=self.id, epoch=epoch, arch=self.arch, model_scale=self.model_scale,
+                    dataset_size=self.size, subset=self.subset, seed=self.seed)  # fmt: skip
+
+
+def baseline_keys(subset: str) -> dict:
+    """The identifying columns of the Gaussian model's own rows (``run_id = gaussian:<subset>``)."""
+    return dict(run_id=f"gaussian:{subset}", epoch=-1, arch="gaussian", model_scale=-1,
+                dataset_size=splits.parse_subset_id(subset)[0], subset=subset, seed=-1)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the registry
+
+CHECKPOINT, FINAL_CHECKPOINT, PAIR, STUDY = "checkpoint", "final_checkpoint", "pair", "study"
+BASELINE = "baseline"  # a unit of a table's Gaussian-model rows: one training subset
+
+
+@dataclass(frozen=True)
+class Table:
+    """One tidy table of ``results/{dataset}/tables/``.
+
+    ``granularity``: the unit each file of ``rule`` covers before ``collect_table`` concatenates
+    them (checkpoint: every evaluated checkpoint; final_checkpoint: the last one of every run;
+    pair: every strong-generalization pair), or ``study`` for a table one rule writes whole.
+    ``columns``: the measure columns every file must hold (identifying columns come first).
+    ``baseline``: the Gaussian model of every training subset adds rows too (rule
+    ``gaussian_<name>``, ``run_id = gaussian:<subset>``).
+    """
+
+    name: str
+    rule: str
+    granularity: str
+    columns: tuple[str, ...]
+    baseline: bool = False
+
+    @property
+    def collected(self) -> bool:
+        return self.granularity != STUDY
+
+
+TABLES: dict[str, Table] = {t.name: t for t in (
+    Table("spectrum", "spectrum_table", STUDY, ("subset", "dataset_size", "k", "eigenvalue")),
+    Table("runs", "runs_table", STUDY, ("experiment", "run_id", "arch", "model_scale", "dataset_size", "subset",
+                                        "split", "seed", "epoch", "checkpoint", "images_seen", "n_params", "final_loss")),
+    Table("distillation", "distill", CHECKPOINT,
+          ("sigma", "method", "fit_rmse", "n_samples", "weight_rel_error", "eigen_diagonal_mae")),
+    Table("eigen_diagonal", "distill", CHECKPOINT, ("sigma", "k", "eigenvalue", "shrinkage", "diagonal")),
+    Table("linearity", "measure_denoisers", CHECKPOINT, ("sigma", "target", "inputs", "a", "alpha", "cosine", "nmse"),
+          baseline=True),
+    Table("denoiser_distances", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "rmse", "rms_mean", "nmse")),
+    Table("generalization", "generalization", CHECKPOINT,
+          ("sampler", "n_samples", "gl_score", "memorized_fraction", "mean_nn_distance", "mean_max_cosine", "gaussian_rmse")),
+    Table("teleportation", "teleportation", FINAL_CHECKPOINT,
+          ("sampler", "total_steps", "skip_steps", "nfe", "nfe_saved", "rmse_to_full", "cosine_to_full", "gl_score",
+           "memorized_fraction")),
+    Table("strong_generalization", "strong_generalization", PAIR,
+          ("sampler", "n_samples", "s1_s2_cosine", "s1_s2_rmse", "s1_nn_cosine", "s2_nn_cosine",
+           "gaussian_s1_s2_cosine", "network_gaussian_cosine")),
+)}  # fmt: skip
+
+CLAIMS_TABLES = ("runs", "linearity", "denoiser_distances", "generalization", "strong_generalization")
+
+# What a figure shows of the stored samples: none, the showcase run (Fig 3), every evaluated
+# checkpoint of its experiment, or both halves of every strong-generalization pair.
+NO_SAMPLES, SHOWCASE, EXPERIMENT, PAIRS = "none", "showcase", "experiment", "pairs"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of ``results/{dataset}/figures/``.
+
+    Drawn when any of ``experiments`` is configured; the first configured one is the figure's
+    experiment (its caption names that experiment's settings). ``draw``: the function of
+    :mod:`hiddengauss.figures` that draws it from ``tables`` (``runs`` is always passed) and the
+    stored samples of kind ``samples``.
+    """
+
+    name: str
+    paper: str
+    experiments: tuple[str, ...]
+    tables: tuple[str, ...]
+    samples: str
+    draw: str
+
+
+FIGURES: dict[str, Figure] = {f.name: f for f in (
+    Figure("linearity", "Fig 1", ("dataset_size",), ("linearity",), NO_SAMPLES, "linearity_figure"),
+    Figure("linear_vs_gaussian", "Fig 2", ("architecture", "dataset_size"), ("denoiser_distances",), NO_SAMPLES,
+           "linear_vs_gaussian_figure"),
+    Figure("same_noise_samples", "Fig 3", ("architecture", "dataset_size"), (), SHOWCASE, "same_noise_samples_figure"),
+    Figure("gaussian_structure", "Figs 4-5", ("dataset_size",), ("spectrum", "distillation", "eigen_diagonal"),
+           NO_SAMPLES, "gaussian_structure_figure"),
+    Figure("dataset_size", "Fig 6", ("dataset_size",), ("denoiser_distances", "generalization"), EXPERIMENT,
+           "sweep_figure"),
+    Figure("model_scale", "Fig 7", ("model_scale",), ("denoiser_distances", "generalization"), EXPERIMENT,
+           "sweep_figure"),
+    Figure("training_epochs", "Fig 8", ("training_epochs",), ("denoiser_distances", "generalization"), EXPERIMENT,
+           "sweep_figure"),
+    Figure("strong_generalization", "Fig 9", ("strong_generalization",), ("strong_generalization",), PAIRS,
+           "strong_generalization_figure"),
+    Figure("architectures", "appendix", ("architecture",), ("denoiser_distances",), EXPERIMENT, "architectures_figure"),
+    Figure("teleportation", "Wang & Vastola", ("dataset_size",), ("teleportation",), NO_SAMPLES, "teleportation_figure"),
+)}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the study
+
+
+@dataclass(frozen=True)
+class Member:
+    """A run of an experiment, and which of its checkpoints the experiment evaluates."""
+
+    run: Run
+    checkpoints: str  # FINAL | ALL | EARLY_STOP
+
+
+@dataclass
+class Study:
+    """What a validated config asks for, independent of Snakemake."""
+
+    config: dict
+    name: str = field(init=False)
+    nested_sizes: list[int] = field(init=False)
+    pair_sizes: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.name = c["dataset"]["name"]
+        exp = c.get("experiments", {})
+        nested = set(exp.get("dataset_size", {}).get("sizes", []))
+        for key in ("model_scale", "training_epochs", "architecture"):
+            if key in exp:
+                nested.add(exp[key]["dataset_size"])
+        pairs = set(exp.get("strong_generalization", {}).get("sizes", []))
+        self.nested_sizes = sorted(nested | pairs)
+        self.pair_sizes = sorted(pairs)
+        self.experiments = self._experiment_members(exp)
+
+    def _experiment_members(self, exp: dict) -> dict[str, list[Member]]:
+        """Experiment -> its members (run, checkpoints evaluated)."""
+        arch = self.config["model"]["arch"]
+        seeds = self.config["training"]["seeds"]
+        sid = splits.subset_id
+        out: dict[str, list[Member]] = {}
+        if "dataset_size" in exp:
+            e = exp["dataset_size"]
+            out["dataset_size"] = [Member(Run(arch, e["model_scale"], sid(n), s), FINAL) for n in e["sizes"] for s in seeds]
+        if "model_scale" in exp:
+            e = exp["model_scale"]
+            out["model_scale"] = [Member(Run(arch, c, sid(e["dataset_size"]), s), FINAL) for c in e["scales"] for s in seeds]
+        if "training_epochs" in exp:
+            e = exp["training_epochs"]
+            out["training_epochs"] = [Member(Run(arch, e["model_scale"], sid(e["dataset_size"]), s), ALL) for s in seeds]
+        if "strong_generalization" in exp:
+            e = exp["strong_generalization"]
+            scale = pair_scales(e)
+            both = lambda n, c, which: [Member(Run(arch, c, sid(n, half), s), which)  # noqa: E731
+                                        for half in (False, True) for s in seeds]  # fmt: skip
+            members = [m for n in e["sizes"] for m in both(n, scale[n], FINAL)]
+            smallest = min(e["sizes"])
+            if "small_scale" in e:
+                members += both(smallest, e["small_scale"], FINAL)
+            if "early_stop_epoch" in e:
+                members += both(smallest, scale[smallest], EARLY_STOP)
+            out["strong_generalization"] = members
+        if "architecture" in exp:
+            e = exp["architecture"]
+            out["architecture"] = [Member(Run(a, e["model_scale"], sid(e["dataset_size"]), s), FINAL)
+                                   for a in e["archs"] for s in seeds]  # fmt: skip
+        return out
+
+    # ----------------------------------------------------------------------- runs and checkpoints
+
+    @property
+    def runs(self) -> dict[str, Run]:
+        """Every distinct training run (a run that two experiments share appears once)."""
+        return {m.run.id: m.run for members in self.experiments.values() for m in members}
+
+    def final_epoch(self, run: Run) -> int:
+        t = self.config["training"]
+        if "epochs" in t:
+            return int(t["epochs"])
+        return max(1, round(t["duration_kimg"] * 1000 / run.size))
+
+    def early_stop_epoch(self, run: Run) -> int | None:
+        for m in self.experiments.get("strong_generalization", []):
+            if m.run == run and m.checkpoints == EARLY_STOP:
+                return min(self.config["experiments"]["strong_generalization"]["early_stop_epoch"], self.final_epoch(run))
+        return None
+
+    def checkpoint_epochs(self, run: Run) -> list[int]:
+        """The run's checkpoint grid: log-spaced, final epoch and any early-stop epoch included."""
+        t = self.config["training"]
+        extra = list(t["extra_checkpoint_epochs"])
+        if self.early_stop_epoch(run):
+            extra.append(self.early_stop_epoch(run))
+        return log_spaced_epochs(self.final_epoch(run), t["checkpoints"], t["first_checkpoint_epoch"], extra)
+
+    def member_epochs(self, member: Member) -> list[int]:
+        """The checkpoints an experiment evaluates of one of its members."""
+        if member.checkpoints == ALL:
+            return self.checkpoint_epochs(member.run)
+        if member.checkpoints == EARLY_STOP:
+            return [self.early_stop_epoch(member.run)]
+        return [self.final_epoch(member.run)]
+
+    def evaluated_epochs(self, run: Run) -> list[int]:
+        """Checkpoints of ``run`` that the analysis evaluates."""
+        epochs = {self.final_epoch(run)}
+        for members in self.experiments.values():
+            epochs.update(e for m in members if m.run == run for e in self.member_epochs(m))
+        return sorted(epochs)
+
+    def evaluations(self) -> list[tuple[str, int]]:
+        """Every (run id, epoch) the analysis evaluates."""
+        return [(rid, e) for rid, run in sorted(self.runs.items()) for e in self.evaluated_epochs(run)]
+
+    def experiment_evaluations(self, name: str) -> list[tuple[Run, int]]:
+        """(run, epoch) of every checkpoint an experiment evaluates, in the experiment's order."""
+        return list(dict.fromkeys((m.run, e) for m in self.experiments[name] for e in self.member_epochs(m)))
+
+    def train_spec(self, run: Run) -> dict:
+        """Every value that determines a training run's weights (rule train's params)."""
+        m, t = self.config["model"], self.config["training"]
+        return dict(
+            arch=run.arch, model_scale=run.model_scale, channel_mult=m["channel_mult"], num_blocks=m["num_blocks"],
+            attn_resolutions=m["attn_resolutions"], dropout=m["dropout"], sigma_data=m["sigma_data"],
+            epochs=self.final_epoch(run), checkpoint_epochs=self.checkpoint_epochs(run), batch_size=t["batch_size"],
+            lr=t["lr"], warmup_fraction=t["warmup_fraction"], ema_halflife_fraction=t["ema_halflife_fraction"],
+            ema_rampup_ratio=t["ema_rampup_ratio"], p_mean=t["p_mean"], p_std=t["p_std"], augment_p=t["augment_p"],
+            seed=run.seed,
+        )  # fmt: skip
+
+    def experiment_rows(self) -> list[dict]:
+        """One row per experiment × evaluated checkpoint (runs.csv without the checkpoint metadata);
+        a run shared by two experiments appears under both."""
+        rows = []
+        for name, members in self.experiments.items():
+            for m in members:
+                for e in self.member_epochs(m):
+                    ident = {k: v for k, v in m.run.keys(e).items() if k not in ("epoch", "seed")}
+                    rows.append({"experiment": name, **ident, "split": m.run.subset, "seed": m.run.seed, "epoch": e,
+                                 "checkpoint": m.checkpoints})  # fmt: skip
+        return rows
+
+    # ----------------------------------------------------------------------- pairs
+
+    def pairs(self) -> list[dict]:
+        """Strong-generalization pairs: {pair_id, s1, s2 (run ids), epoch, kind, dataset_size, model_scale}."""
+        out = {}
+        small = self.config["experiments"].get("strong_generalization", {}).get("small_scale")
+        for m in self.experiments.get("strong_generalization", []):
+            r = m.run
+            if splits.parse_subset_id(r.subset)[1]:
+                continue
+            twin = Run(r.arch, r.model_scale, splits.subset_id(r.size, second=True), r.seed)
+            early = m.checkpoints == EARLY_STOP
+            epoch = self.early_stop_epoch(r) if early else self.final_epoch(r)
+            kind = EARLY_STOP if early else ("small_scale" if r.model_scale == small else "full")
+            pid = f"{r.id}_e{epoch}"
+            out[pid] = {"pair_id": pid, "s1": r.id, "s2": twin.id, "epoch": epoch, "kind": kind,
+                        "dataset_size": r.size, "model_scale": r.model_scale}  # fmt: skip
+        return list(out.values())
+
+    def pair(self, pair_id: str) -> dict:
+        for p in self.pairs():
+            if p["pair_id"] == pair_id:
+                return p
+        raise KeyError(f"no strong-generalization pair {pair_id!r} in this study")
+
+    # ----------------------------------------------------------------------- data and splits
+
+    @property
+    def external_evaluation(self) -> bool:
+        return "dataset" in self.config["evaluation"]
+
+    @property
+    def held_out(self) -> int:
+        """Images held out of the training data set (0 with a separate evaluation set)."""
+        return 0 if self.external_evaluation else self.config["evaluation"]["size"]
+
+    @property
+    def training_subsets(self) -> list[str]:
+        ids = [splits.subset_id(n) for n in self.nested_sizes]
+        return ids + [splits.subset_id(n, second=True) for n in self.pair_sizes]
+
+    def data_source(self, data_file: str) -> dict:
+        """The config section that describes a prepared data file (``dataset`` or ``evalset``)."""
+        return self.config["dataset"] if data_file == "dataset" else self.config["evaluation"]["dataset"]
+
+    def split_data_file(self, split: str) -> str:
+        """The data file a split indexes: held-out images may come from a separate evaluation set."""
+        return "evalset" if split == splits.HELD_OUT and self.external_evaluation else "dataset"
+
+    def split_plan(self, split: str) -> dict:
+        """How split ``split`` is drawn (rule split_dataset's params): the seed, the images held
+        out of the permutation, and whether it indexes the separate evaluation set."""
+        external = split == splits.HELD_OUT and self.external_evaluation
+        held_out = self.config["evaluation"]["size"] if split == splits.HELD_OUT else self.held_out
+        return dict(seed=self.config["splits"]["seed"], held_out=held_out, external=external)
+
+    def analysis_split(self, subset: str) -> str:
+        """The split whose images y make the noisy evaluation inputs y + σn of a model of ``subset``."""
+        return splits.HELD_OUT if self.config["analysis"]["inputs"] == "heldout" else subset
+
+    def check_counts(self, n_dataset: int | None, n_evalset: int | None = None) -> None:
+        """Raise SplitError (with both numbers) if a requested size exceeds the data.
+
+        Counts that are unknown (None) are checked later, when the split job runs.
+        """
+        if n_dataset is not None:
+            where = f"dataset '{self.name}'"
+            splits.check_sizes(n_dataset, self.held_out, self.nested_sizes, self.pair_sizes, where)
+        if self.external_evaluation and n_evalset is not None:
+            size = self.config["evaluation"]["size"]
+            if size > n_evalset:
+                raise splits.SplitError(
+                    f"evaluation.size {size} is larger than the {n_evalset} images of the evaluation data set"
+                )
+
+    # ----------------------------------------------------------------------- samplers
+
+    def linear_samplers(self) -> list[str]:
+        """The configured samplers the distilled linear model can run: its maps exist only at the
+        σ's of ``analysis.sigmas``, and only if W is stored (``analysis.distill.store``)."""
+        a = self.config["analysis"]
+        if a["distill"]["store"] == "none":
+            return []
+        fitted = sigma_grid(a["sigmas"])
+        runs = lambda name: all(np.isclose(fitted, v).any() for v in PRESETS[name].sigmas()[:-1])  # noqa: E731
+        return [n for n in self.config["sampling"]["samplers"] if runs(n)]
+
+    # ----------------------------------------------------------------------- tables and figures
+
+    def tables(self) -> list[Table]:
+        """The tables this study makes (strong_generalization needs S1/S2 pairs)."""
+        return [t for t in TABLES.values() if t.granularity != PAIR or self.pairs()]
+
+    def table_units(self, name: str) -> list[tuple[str, dict]]:
+        """(unit kind, identifying columns) of every file ``collect_table`` concatenates into table
+        ``name``: kind ``checkpoint`` (keys run_id, epoch, …), ``baseline`` (keys of the subset's
+        Gaussian model, see :func:`baseline_keys`) or ``pair`` (the pair's record)."""
+        table = TABLES[name]
+        if table.granularity == PAIR:
+            return [(PAIR, p) for p in self.pairs()]
+        if table.granularity == FINAL_CHECKPOINT:
+            evals = [(rid, self.final_epoch(run)) for rid, run in sorted(self.runs.items())]
+        elif table.granularity == CHECKPOINT:
+            evals = self.evaluations()
+        else:
+            raise ValueError(f"table {name!r} is written whole by rule {table.rule}, not collected")
+        units = [(CHECKPOINT, Run.parse(rid).keys(epoch)) for rid, epoch in evals]
+        if table.baseline:
+            units += [(BASELINE, baseline_keys(s)) for s in self.training_subsets]
+        return units
+
+    def figures(self) -> list[str]:
+        """The figures the configured experiments can draw."""
+        return sorted(n for n, f in FIGURES.items() if any(e in self.experiments for e in f.experiments))
+
+    def figure_experiment(self, name: str) -> str:
+        """The experiment a figure shows: the first of its experiments that is configured."""
+        return next(e for e in FIGURES[name].experiments if e in self.experiments)
+
+    def showcase(self) -> tuple[Run, int]:
+        """The run of the same-noise figure (Fig 3): the architecture experiment's first
+        architecture, else the largest training set of the dataset-size experiment."""
+        if "architecture" in self.experiments:
+            run = self.experiments["architecture"][0].run
+        else:
+            run = max((m.run for m in self.experiments["dataset_size"]), key=lambda r: r.size)
+        return run, self.final_epoch(run)
+
+    def figure_samples(self, name: str) -> list[tuple[Run, int]]:
+        """The (run, epoch) checkpoints whose stored samples a figure shows."""
+        kind = FIGURES[name].samples
+        if kind == SHOWCASE:
+            return [self.showcase()]
+        if kind == EXPERIMENT:
+            return self.experiment_evaluations(self.figure_experiment(name))
+        if kind == PAIRS:
+            return [(Run.parse(p[half]), p["epoch"]) for p in self.pairs() for half in ("s1", "s2")]
+        return []
+
+
+def pair_scales(section: dict) -> dict[int, int]:
+    """experiments.strong_generalization: size -> model scale (``model_scale`` is one scale for
+    every size, or a list with one scale per entry of ``sizes``)."""
+    scale = section["model_scale"]
+    return dict(zip(section["sizes"], scale)) if isinstance(scale, list) else dict.fromkeys(section["sizes"], scale)
