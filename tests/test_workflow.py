@@ -28,6 +28,30 @@ def test_size_larger_than_data_fails_at_dag_build(tmp_path, smoke_config):
     assert "5000 is larger than the 336 images available (400 images in dataset 'smoke' minus 64 held out)" in out
 
 
+def test_nested_command_line_overrides_are_typed(tmp_path, smoke_config):
+    """Snakemake hands nested --config values over as strings: they are converted to the schema's
+    types (a new lr retrains every run), and what does not convert is refused naming the key."""
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(smoke_config))
+    args = ["-n", "--cores", "1", "--configfile", str(tmp_path / "c.yaml"), "--config"]
+    out = snakemake(tmp_path, *args, 'training={"lr": 0.002}').stdout
+    assert re.search(r"^train\s+8$", out, re.M), out[-2000:]
+    bad = snakemake(tmp_path, *args, 'training={"lr": "fast"}', check=False)
+    assert bad.returncode != 0 and "config key 'training.lr': 'fast' is not of type 'number'" in bad.stdout
+
+
+def test_missing_data_stops_a_real_run_before_any_job_and_warns_in_a_dry_run(tmp_path, smoke_config):
+    cfg = copy.deepcopy(smoke_config)
+    cfg["dataset"] = {"name": "smoke", "source": "npz", "path": str(tmp_path / "nowhere.npz")}
+    real = snakemake(tmp_path, "--cores", "1", config=cfg, check=False)
+    assert real.returncode != 0 and f"config key 'dataset.path': {tmp_path / 'nowhere.npz'} does not exist" in real.stdout
+    assert not (tmp_path / "results").exists()
+    dry = snakemake(tmp_path, "-n", "--cores", "1", config=cfg)
+    assert "warning: config key 'dataset.path'" in dry.stdout and "prepare_dataset" in dry.stdout
+    cfg["dataset"] = {"name": "smoke", "source": "image_folder", "path": str(tmp_path)}
+    out = refused_before_any_job(tmp_path, cfg)  # an option the source needs stops even a dry run
+    assert "config key 'dataset.resolution': source 'image_folder' needs it" in out
+
+
 def test_default_config_dry_run(tmp_path):
     proc = snakemake(tmp_path, "-n", "--cores", "2", config=ROOT / "config" / "config.yaml")
     assert "fit_gaussian" in proc.stdout and "prepare_dataset" in proc.stdout

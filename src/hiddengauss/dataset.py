@@ -167,3 +167,17 @@ def available_count(spec: dict | None, prepared_h5) -> int | None:
     if Path(prepared_h5).exists():
         return int(read_attrs(prepared_h5)["count"])
     return count_source_images(spec)
+
+
+def unreadable_sources(sections) -> tuple[list[str], list[str]]:
+    """Planning-time check of the data sources ``sections`` = [(config key, spec, prepared file)]:
+    (errors, missing paths) of :func:`hiddengauss.sources.source_problems` for every source whose
+    prepared file does not exist yet (once prepared, the source is no longer read)."""
+    from .sources import source_problems
+
+    errors, missing = [], []
+    for key, spec, prepared in sections:
+        if not Path(prepared).exists():
+            e, m = source_problems(spec, key)
+            errors, missing = errors + e, missing + m
+    return errors, missing

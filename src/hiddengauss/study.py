@@ -348,6 +348,10 @@ class Study:
         ids = [splits.subset_id(n) for n in self.nested_sizes]
         return ids + [splits.subset_id(n, second=True) for n in self.pair_sizes]
 
+    def data_sections(self) -> list[tuple[str, str]]:
+        """(prepared data file, its config key) of every data source the study reads."""
+        return [("dataset", "dataset")] + ([("evalset", "evaluation.dataset")] if self.external_evaluation else [])
+
     def data_source(self, data_file: str) -> dict:
         """The config section that describes a prepared data file (``dataset`` or ``evalset``)."""
         return self.config["dataset"] if data_file == "dataset" else self.config["evaluation"]["dataset"]

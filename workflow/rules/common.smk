@@ -12,8 +12,7 @@ from snakemake.logging import logger
 from hiddengauss import study as plan
 from hiddengauss.captions import figure_description
 from hiddengauss.config import ConfigError, validate_config
-from hiddengauss.dataset import available_count
-from hiddengauss.sources import source_problems
+from hiddengauss.dataset import available_count, unreadable_sources
 from hiddengauss.splits import SPLIT_PATTERN, SUBSET_PATTERN, SplitError
 
 try:
@@ -40,35 +39,27 @@ GAUSSIAN_SAMPLES = f"{RESULTS}/samples/gaussian/{{subset}}.h5"
 TABLE = f"{RESULTS}/tables/{{table}}.csv"
 
 
-def check_sources():
-    """A data source that cannot be read stops Snakemake before any job (a missing path only
-    warns in a dry run, so paper-scale configs plan without their data)."""
-    for data_file, key in (("dataset", "dataset"), ("evalset", "evaluation.dataset")):
-        if data_file == "evalset" and not study.external_evaluation:
-            continue
-        if Path(DATA.format(datafile=data_file)).exists():
-            continue
-        errors, missing = source_problems(study.data_source(data_file), key)
-        if missing and workflow.dryrun:
-            logger.warning(
-                "\n".join(f"warning: {m} (a real run stops here)" for m in missing)
-            )
-        elif errors or missing:
-            raise WorkflowError(
-                "data source problem:\n  - " + "\n  - ".join(errors + missing)
-            )
-    study.check_counts(
-        available_count(study.data_source("dataset"), DATA.format(datafile="dataset")),
-        available_count(
-            config["evaluation"].get("dataset"), DATA.format(datafile="evalset")
-        ),
+PREPARED = {f: DATA.format(datafile=f) for f, _ in study.data_sections()}
+SOURCE_ERRORS, MISSING_DATA = unreadable_sources(
+    [(key, study.data_source(f), PREPARED[f]) for f, key in study.data_sections()]
+)
+if SOURCE_ERRORS:
+    raise WorkflowError("data source problem:\n  - " + "\n  - ".join(SOURCE_ERRORS))
+for problem in MISSING_DATA:
+    logger.warning(
+        f"warning: {problem} (a dry run plans anyway; a real run stops here)"
     )
-
-
 try:
-    check_sources()
+    study.check_counts(
+        *(available_count(study.data_source(f), p) for f, p in PREPARED.items())
+    )
 except SplitError as err:
     raise WorkflowError(f"config/data mismatch: {err}") from None
+
+
+onstart:
+    if MISSING_DATA:
+        raise WorkflowError("data not found:\n  - " + "\n  - ".join(MISSING_DATA))
 
 
 wildcard_constraints:
