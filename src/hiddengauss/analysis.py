@@ -1,8 +1,9 @@
 """Per-checkpoint analysis (paper §3–4): distillation, linearity and distances, as tidy rows.
 
-Every measure uses inputs x = y + σn built from the same held-out images y and the same noise
-draws n (seeded, independent of σ and of the model), so curves of different models are
-directly comparable.
+The row builders of the per-checkpoint tables. Each measure uses inputs x = y + σn built from
+the held-out images y and its own seeded noise draws n (distillation, linearity and distances
+draw from different seeds derived from ``analysis.noise_seed``), independent of σ and of the
+model, so curves of different models are directly comparable.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def linearity_rows(denoise: Denoiser, y: torch.Tensor, sigmas, alphas, n_pairs: 
 def distance_rows(denoisers: dict[str, Denoiser], y: torch.Tensor, sigmas, n_inputs: int, seed: int = 0) -> list[dict]:
     """RMSE, mean per-sample RMS and nMSE between pairs of denoisers on x = y + σn.
 
-    ``denoisers`` maps 'network', 'linear' (a function of σ returning a denoiser, or absent),
+    ``denoisers`` maps 'network', 'linear' (the distilled family D_L(x;σ), or absent),
     'gaussian' and 'empirical' to denoisers; pairs are network–gaussian, linear–gaussian,
     network–linear and network–empirical, whichever are available.
     """

@@ -146,7 +146,7 @@ def _check_cross_keys(config: dict) -> None:
         raise ConfigError(f"config key 'experiments.strong_generalization.model_scale': {sg['model_scale']} needs one "
                           f"scale per entry of sizes {sg['sizes']} (or a single integer)")  # fmt: skip
     a, ev = config.get("analysis", {}), config.get("evaluation", {})
-    if a.get("inputs", "heldout") == "heldout" and "n_pairs" in a and "size" in ev and 2 * a["n_pairs"] > ev["size"]:
+    if a.get("inputs") == "heldout" and "n_pairs" in a and "size" in ev and 2 * a["n_pairs"] > ev["size"]:
         raise ConfigError(f"config key 'analysis.n_pairs': {a['n_pairs']} pairs need {2 * a['n_pairs']} held-out images, "
                           f"but evaluation.size is {ev['size']}")  # fmt: skip
     if "cmap" in fig:

@@ -16,7 +16,15 @@ from .memorization import (
     paired_cosine,
     paired_rmse,
 )
-from .sampling import PRESETS, Denoiser, SamplerConfig, nfe, sample, seeded_latents, teleport
+from .sampling import (
+    PRESETS,
+    Denoiser,
+    SamplerConfig,
+    nfe,
+    sample,
+    seeded_latents,
+    teleport,
+)
 
 log = logging.getLogger("hiddengauss")
 

@@ -1,13 +1,12 @@
-"""Measures on denoisers: linearity (paper §1.6, Fig 1) and distances between two denoisers."""
+"""Measures on denoisers: linearity (paper Fig 1; paper_spec §1.6) and distances between two denoisers."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
-Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
+from .memorization import paired_cosine
+from .sampling import Denoiser
 
 
 def mixing_weights(a: float) -> tuple[float, float]:
@@ -42,7 +41,7 @@ def linearity_from_outputs(x1, x2, xm, d1, d2, dm, sigma: float, a: float, targe
         raise ValueError(f"target must be 'denoiser' or 'score', got {target!r}")
     t = (alpha * d1 + beta * d2).to(torch.float64)
     fm = dm.to(torch.float64)
-    cos = torch.nn.functional.cosine_similarity(fm, t, dim=1)
+    cos = paired_cosine(fm, t)
     nmse = torch.linalg.norm(t - fm, dim=1) / torch.linalg.norm(t, dim=1)
     return float(cos.mean()), float(nmse.mean())
 

@@ -6,11 +6,12 @@ Any denoiser plugs in as a function ``denoise(x, sigma) -> D(x;σ)`` on flattene
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from .schedules import PRESETS, SamplerConfig, karras_sigmas  # noqa: F401  (presets re-exported)
+from .schedules import PRESETS, SamplerConfig, nfe  # noqa: F401  (presets and nfe re-exported)
 
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]  # D(x;σ) on flattened batches (B, d): the one alias
 
@@ -129,11 +130,5 @@ def teleport(
         return pf_ode_sampler(denoise, x, sigmas, config.solver)
     s_k = float(sigmas[skip])
     x = gaussian_pf_ode(x, float(sigmas[0]), s_k)
-    rest = np.append(karras_sigmas(config.steps - skip, config.sigma_min, s_k, config.rho), 0.0)
+    rest = replace(config, steps=config.steps - skip, sigma_max=s_k).sigmas()
     return pf_ode_sampler(denoise, x, rest, config.solver)
-
-
-def nfe(config: SamplerConfig, skip: int = 0) -> int:
-    """Network evaluations of a (teleported) run: Heun 2(N−k)−1, Euler N−k."""
-    n = config.steps - skip
-    return 2 * n - 1 if config.solver == "heun" else n

@@ -80,10 +80,17 @@ class SamplerConfig:
 
     @property
     def nfe(self) -> int:
-        return 2 * self.steps - 1 if self.solver == "heun" else self.steps
+        return nfe(self)
 
 
 PRESETS = {
     "euler10": SamplerConfig(solver="euler", steps=10),  # the paper's notebook sampler
     "heun18": SamplerConfig(solver="heun", steps=18),  # EDM's default
 }
+
+
+def nfe(config: SamplerConfig, skip: int = 0) -> int:
+    """Network evaluations of a run that skips its first k steps (teleportation; k = 0 is the
+    plain sampler): Heun 2(N−k)−1 (no correction on the last step), Euler N−k."""
+    n = config.steps - skip
+    return 2 * n - 1 if config.solver == "heun" else n
