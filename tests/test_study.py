@@ -117,6 +117,8 @@ def test_figures_follow_the_configured_experiments():
     assert {r.id for r, _ in epochs} == {"ncsnpp_c8_n16_s0"} and [e for _, e in epochs] == study.checkpoint_epochs(epochs[0][0])
     assert len(study.figure_samples("strong_generalization")) == 2 * len(study.pairs())
     assert study.figure_samples("linearity") == []
+    assert study.figure_options("same_noise_samples")["showcase"] == ["ncsnpp_c4_n128_s0", 16]
+    assert study.figure_options("linearity") == study.config["figures"]
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     only = Study(validate_config({**cfg, "experiments": {"dataset_size": cfg["experiments"]["dataset_size"]}}))
     assert only.figures() == sorted(["dataset_size", "gaussian_structure", "linear_vs_gaussian", "linearity",

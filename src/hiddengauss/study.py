@@ -439,6 +439,14 @@ class Study:
             run = max((m.run for m in self.experiments["dataset_size"]), key=lambda r: r.size)
         return run, self.final_epoch(run)
 
+    def figure_options(self, name: str) -> dict:
+        """The drawing options of a figure: the ``figures`` config section, plus for the showcase
+        figure (Fig 3) the (run id, epoch) :meth:`showcase` chose."""
+        if FIGURES[name].samples != SHOWCASE:
+            return self.config["figures"]
+        run, epoch = self.showcase()
+        return {**self.config["figures"], "showcase": [run.id, epoch]}
+
     def figure_samples(self, name: str) -> list[tuple[Run, int]]:
         """The (run, epoch) checkpoints whose stored samples a figure shows."""
         kind = FIGURES[name].samples

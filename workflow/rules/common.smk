@@ -32,6 +32,7 @@ SPLIT = f"{RESULTS}/splits/{{split}}.h5"
 GAUSSIAN = f"{RESULTS}/gaussian/{{subset}}.h5"
 CHECKPOINTS = f"{RESULTS}/runs/{{run}}/checkpoints"
 EVAL = f"{RESULTS}/eval/{{run}}/epoch{{epoch}}"
+EVAL_TABLE = f"{EVAL}/{{table}}.csv"
 BASELINE = f"{RESULTS}/eval/gaussian/{{subset}}/{{table}}.csv"
 PAIR = f"{RESULTS}/eval/pairs/{{pair}}.csv"
 SAMPLES = f"{RESULTS}/samples/{{run}}/epoch{{epoch}}.h5"
@@ -106,16 +107,14 @@ def get_split_data(wildcards):
     return split_data(wildcards.split)
 
 
-def get_run_split(wildcards):
-    return SPLIT.format(split=plan.Run.parse(wildcards.run).subset)
+def of_run_subset(pattern, wildcard="subset"):
+    """An input function: ``pattern`` with the training subset of the job's run filled in."""
+    return lambda wc: pattern.format(**{wildcard: plan.Run.parse(wc.run).subset})
 
 
-def get_run_gaussian(wildcards):
-    return GAUSSIAN.format(subset=plan.Run.parse(wildcards.run).subset)
-
-
-def get_run_gaussian_samples(wildcards):
-    return GAUSSIAN_SAMPLES.format(subset=plan.Run.parse(wildcards.run).subset)
+get_run_split = of_run_subset(SPLIT, "split")
+get_run_gaussian = of_run_subset(GAUSSIAN)
+get_run_gaussian_samples = of_run_subset(GAUSSIAN_SAMPLES)
 
 
 def analysis_inputs(subset):
@@ -135,7 +134,7 @@ def get_subset_analysis_inputs(wildcards):
 def get_table_sources(wildcards):
     """The per-unit files that collect_table concatenates into table ``wildcards.table``."""
     paths = {
-        "checkpoint": lambda k: f"{EVAL}/{{table}}.csv".format(
+        "checkpoint": lambda k: EVAL_TABLE.format(
             run=k["run_id"], epoch=k["epoch"], table=wildcards.table
         ),
         "baseline": lambda k: BASELINE.format(
@@ -180,11 +179,7 @@ def get_figure_samples(wildcards):
 
 
 def get_figure_options(wildcards):
-    """config["figures"], plus for Fig 3 the (run id, epoch) that Study.showcase chose."""
-    if plan.FIGURES[wildcards.figure].samples != plan.SHOWCASE:
-        return config["figures"]
-    run, epoch = study.showcase()
-    return {**config["figures"], "showcase": [run.id, epoch]}
+    return study.figure_options(wildcards.figure)
 
 
 def get_figure_caption(wildcards):
