@@ -29,10 +29,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from hiddengauss.config import validate_config
+from hiddengauss.config import validate_config  # noqa: E402
+from hiddengauss.schedules import PRESETS, nfe, sigma_grid  # noqa: E402
 from hiddengauss.study import Study  # noqa: E402
-from hiddengauss.sampling import PRESETS, nfe  # noqa: E402
-from hiddengauss.schedules import sigma_grid  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 # GPU-seconds per training image of a scale-128 network on one V100 (EDM's reported runs)

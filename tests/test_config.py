@@ -82,6 +82,7 @@ def test_linearity_pairs_must_fit_in_held_out_set():
     [
         ("training", {"lr": "0.002", "seeds": ["0", "1"], "bf16": "true", "epochs": "40"},
          {"lr": 0.002, "seeds": [0, 1], "bf16": True, "epochs": 40}),
+        ("training", {"lr": "2e-4", "duration_kimg": "1e3"}, {"lr": 2e-4, "duration_kimg": 1000.0}),
         ("analysis", {"sigmas": "G12", "alphas": ["0.5", "0.99"]}, {"sigmas": "G12", "alphas": [0.5, 0.99]}),
         ("analysis", {"sigmas": ["0.5", "2"]}, {"sigmas": [0.5, 2]}),
         ("dataset", {"name": "digits", "source": "digits", "limit": "400"}, {"limit": 400}),

@@ -25,7 +25,7 @@ def figure_data(tmp_path_factory):
     )
 
 
-def test_the_config_draws_every_figure_of_outputs_md():
+def test_the_config_draws_every_registered_figure():
     assert synth.study().figures() == sorted(FIGURES)
 
 
@@ -38,7 +38,7 @@ def test_every_drawing_function_is_registered_and_every_record_draws():
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_figure_is_a_non_empty_image_of_the_figure_size(name, figure_data, tmp_path):
-    figure_data.figure = FIGURES[name]
+    figure_data.figure, figure_data.options = FIGURES[name], {**synth.study().figure_options(name), "dpi": 60}
     fig = getattr(figures_mod, FIGURES[name].draw)(figure_data)
     w, h = (fig.get_size_inches() * 60).round().astype(int)
     draw(name, figure_data, tmp_path / "f.png", tmp_path / "f.pdf")
@@ -74,7 +74,7 @@ def test_missing_experiment_is_named(tmp_path):
     tables = synth.build_tables()
     tables["runs"] = tables["runs"][tables["runs"]["experiment"] != "model_scale"]
     with pytest.raises(ValueError, match="model_scale"):
-        draw("model_scale", FigureData(tables, options=synth.study().config["figures"]), tmp_path / "f.png")
+        draw("model_scale", FigureData(tables, options=synth.study().figure_options("model_scale")), tmp_path / "f.png")
 
 
 def test_spearman_matches_definition():

@@ -1,8 +1,8 @@
 """Reliability: interruption, numerical faults, untrusted files, bad input at the workflow level.
 
-Cases elsewhere: config keys (test_config.py), data sources (test_data.py), in-process resume,
+Cases elsewhere: config keys (test_config.py), data sources (test_sources.py), in-process resume,
 divergence and checkpoint payloads (test_training.py), determinism, partial reruns and the lock
-(test_workflow.py). The README's "Reliability" section lists them all.
+(test_workflow.py). docs/reliability.md lists them all.
 """
 
 import copy

@@ -204,7 +204,7 @@ def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
 
 def test_second_snakemake_in_the_same_directory_is_refused(tmp_path, smoke_config):
     """Snakemake's lock: while one run holds the directory, a second one stops with a message
-    that says how to --unlock after a crash (README, "After a crash")."""
+    that says how to --unlock after a crash (docs/reliability.md, "After a crash")."""
     import os
     import signal
     import time

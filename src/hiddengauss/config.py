@@ -107,6 +107,14 @@ def coerce_strings(value, schema: dict, root: dict):
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
     if isinstance(value, str) and types and "string" not in types:
+        for number in (int, float):  # Snakemake's own order: YAML 1.1 would keep '2e-4' a string
+            if {"integer", "number"} & set(types):
+                try:
+                    parsed = number(value)
+                except ValueError:
+                    continue
+                if any(_JSON_TYPES[t](parsed) for t in types):
+                    return parsed
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:

@@ -1,4 +1,5 @@
-"""The figures of outputs.md, drawn only from the tidy tables and the stored samples.
+"""The drawing functions of the figures (registered in :data:`hiddengauss.study.FIGURES`), drawn
+only from the tidy tables and the stored samples.
 
 Conventions (the reviewers' requests): σ on a log axis; one continuous colormap with a colorbar
 when one parameter is swept; normalized errors next to raw RMSE; images shown on a fixed scale,
@@ -26,7 +27,8 @@ from .gaussian import effective_rank, wiener_shrinkage  # noqa: E402
 from .io import read_array  # noqa: E402
 from .memorization import nearest_neighbours  # noqa: E402
 from .schedules import karras_sigmas  # noqa: E402
-from .study import FIGURES, Figure, Run  # noqa: E402
+from .splits import parse_subset_id  # noqa: E402
+from .study import FIGURES, Figure, Run, baseline_keys  # noqa: E402
 from .tables import last_checkpoints, require_finite  # noqa: E402
 
 PAIRS = {  # denoiser pair -> line style
@@ -42,8 +44,9 @@ SWEEPS = {"dataset_size": ("dataset_size", "training images N"), "model_scale": 
 @dataclass
 class FigureData:
     """What drawing functions read: tables by name (``runs`` included), stored samples, and the
-    validated ``figures`` config section (``options``, defaults from the schema) of the figure
-    ``figure`` (its registry record, :data:`hiddengauss.study.FIGURES`)."""
+    drawing options of the figure ``figure`` (its registry record): ``Study.figure_options``, the
+    validated ``figures`` config section (defaults from the schema) with the figure's
+    ``experiment`` (and, for Fig 3, the ``showcase`` run)."""
 
     tables: dict[str, pd.DataFrame]
     samples_path: Callable[[str, int], Path] | None = None  # (run id, epoch) -> samples HDF5
@@ -181,7 +184,7 @@ def linearity_figure(data: FigureData):
     lin = data.table("linearity")
     runs = last_checkpoints(data.experiment("dataset_size"))
     net = merge_runs(lin, runs)
-    gauss = lin[lin["run_id"].isin([f"gaussian:{s}" for s in runs["subset"]])]
+    gauss = lin[lin["run_id"].isin([baseline_keys(s)["run_id"] for s in runs["subset"]])]
     color, sm = sweep_colors(runs["dataset_size"], o["cmap"])
     variants = [("denoiser", "noisy"), ("denoiser", "pure_noise"), ("score", "noisy")]
     fig, axes = plt.subplots(2, 4, figsize=(17, 7), constrained_layout=True)
@@ -216,8 +219,7 @@ def linear_vs_gaussian_figure(data: FigureData):
     """Fig 2: distances between network, distilled linear, Gaussian and empirical-optimal denoisers
     vs σ, one column per architecture (RMSE on top, nMSE below)."""
     dist = data.table("denoiser_distances")
-    runs = data.table("runs")
-    exp = "architecture" if (runs["experiment"] == "architecture").any() else "dataset_size"
+    exp = data.options["experiment"]
     runs = last_checkpoints(data.experiment(exp))
     if exp == "dataset_size":
         runs = runs[runs["dataset_size"] == runs["dataset_size"].max()]
@@ -279,7 +281,7 @@ def gaussian_structure_figure(data: FigureData):
     """Figs 4–5: eigen-spectrum, shrinkage λ/(λ+σ²), effective rank vs σ, and distilled vs Wiener weights."""
     o = data.options
     spec = data.table("spectrum")
-    spec = spec[~spec["subset"].str.endswith("s2")]
+    spec = spec[[not parse_subset_id(s)[1] for s in spec["subset"]]]  # nested subsets only, no S2 halves
     color, sm = sweep_colors(spec["dataset_size"], o["cmap"])
     fig, axes = plt.subplots(2, 3, figsize=(18, 9), constrained_layout=True)
     ax = axes[0, 0]
@@ -331,7 +333,7 @@ def gaussian_structure_figure(data: FigureData):
 def sweep_figure(data: FigureData):
     """Figs 6–8: distance to the Gaussian denoiser vs σ per swept value, memorization metrics, and
     samples from the same latents with their nearest training images."""
-    o, experiment = data.options, data.figure.experiments[0]
+    o, experiment = data.options, data.options["experiment"]
     column, label = SWEEPS[experiment]
     runs = data.experiment(experiment)
     if experiment != "training_epochs":

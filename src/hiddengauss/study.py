@@ -440,12 +440,23 @@ class Study:
         return run, self.final_epoch(run)
 
     def figure_options(self, name: str) -> dict:
-        """The drawing options of a figure: the ``figures`` config section, plus for the showcase
-        figure (Fig 3) the (run id, epoch) :meth:`showcase` chose."""
-        if FIGURES[name].samples != SHOWCASE:
-            return self.config["figures"]
-        run, epoch = self.showcase()
-        return {**self.config["figures"], "showcase": [run.id, epoch]}
+        """The drawing options of a figure: the ``figures`` config section, the experiment it shows
+        (:meth:`figure_experiment`) and, for the showcase figure (Fig 3), the (run id, epoch)
+        :meth:`showcase` chose."""
+        options = {**self.config["figures"], "experiment": self.figure_experiment(name)}
+        if FIGURES[name].samples == SHOWCASE:
+            run, epoch = self.showcase()
+            options["showcase"] = [run.id, epoch]
+        return options
+
+    def figure_subsets(self, name: str) -> list[str]:
+        """The training subsets of the checkpoints whose samples a figure shows (sorted)."""
+        return sorted({run.subset for run, _ in self.figure_samples(name)})
+
+    def claims_tables(self) -> list[str]:
+        """The tables the claims are computed from that this study makes."""
+        made = {t.name for t in self.tables()}
+        return [t for t in CLAIMS_TABLES if t in made]
 
     def figure_samples(self, name: str) -> list[tuple[Run, int]]:
         """The (run, epoch) checkpoints whose stored samples a figure shows."""

@@ -76,8 +76,12 @@ class TrainSpec:
         return self.epochs * self.n_images
 
     def fingerprint(self) -> str:
-        """Hash of the spec: a checkpoint is resumed only by the run that wrote it."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        """Hash of the spec: a checkpoint is resumed only by the run that wrote it. The model
+        width is hashed under its former key ``model_channels``, so checkpoints written before
+        the field was renamed still resume."""
+        spec = dataclasses.asdict(self)
+        spec["model_channels"] = spec.pop("model_scale")
+        blob = json.dumps(spec, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -350,7 +354,7 @@ def _find_resume(state_dir: Path, fingerprint: str, grid: list[int]) -> Path | N
 
     Checkpoints of a different spec (the config changed) are deleted, never resumed.
     """
-    best = None
+    best, best_epoch = None, -1
     for path in sorted(state_dir.glob("epoch*.pt")):
         try:
             ckpt = load_checkpoint(path)
@@ -362,5 +366,6 @@ def _find_resume(state_dir: Path, fingerprint: str, grid: list[int]) -> Path | N
             log.info("discarding %s: written by a different run configuration", path.name)
             path.unlink()
             continue
-        best = path if best is None or ckpt["epoch"] > int(best.stem[5:]) else best
+        if ckpt["epoch"] > best_epoch:
+            best, best_epoch = path, int(ckpt["epoch"])
     return best

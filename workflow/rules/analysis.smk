@@ -59,7 +59,6 @@ rule measure_denoisers:
             "noise_seed",
             "device",
         ),
-        linear_stored=config["analysis"]["distill"]["store"] != "none",
     script:
         "../scripts/measure_denoisers.py"
 

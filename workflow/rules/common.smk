@@ -34,7 +34,7 @@ CHECKPOINTS = f"{RESULTS}/runs/{{run}}/checkpoints"
 EVAL = f"{RESULTS}/eval/{{run}}/epoch{{epoch}}"
 EVAL_TABLE = f"{EVAL}/{{table}}.csv"
 BASELINE = f"{RESULTS}/eval/gaussian/{{subset}}/{{table}}.csv"
-PAIR = f"{RESULTS}/eval/pairs/{{pair}}.csv"
+PAIR = f"{RESULTS}/eval/pairs/{{pair}}/{{table}}.csv"
 SAMPLES = f"{RESULTS}/samples/{{run}}/epoch{{epoch}}.h5"
 GAUSSIAN_SAMPLES = f"{RESULTS}/samples/gaussian/{{subset}}.h5"
 TABLE = f"{RESULTS}/tables/{{table}}.csv"
@@ -70,7 +70,7 @@ wildcard_constraints:
     run=plan.RUN_PATTERN,
     epoch=r"[0-9]+",
     table="|".join(n for n, t in plan.TABLES.items() if t.collected),
-    figure="|".join(plan.FIGURES),
+    figure="|".join(study.figures()),
     pair=plan.PAIR_PATTERN,
 
 
@@ -140,7 +140,7 @@ def get_table_sources(wildcards):
         "baseline": lambda k: BASELINE.format(
             subset=k["subset"], table=wildcards.table
         ),
-        "pair": lambda k: PAIR.format(pair=k["pair_id"]),
+        "pair": lambda k: PAIR.format(pair=k["pair_id"], table=wildcards.table),
     }
     return [paths[kind](keys) for kind, keys in study.table_units(wildcards.table)]
 
@@ -161,7 +161,7 @@ def get_figure_inputs(wildcards):
     out = {t: TABLE.format(table=t) for t in ("runs", *figure.tables)}
     checkpoints = study.figure_samples(figure.name)
     if checkpoints:
-        subsets = sorted({run.subset for run, _ in checkpoints})
+        subsets = study.figure_subsets(figure.name)
         out["samples"] = [SAMPLES.format(run=r.id, epoch=e) for r, e in checkpoints]
         out["gaussian_samples"] = expand(GAUSSIAN_SAMPLES, subset=subsets)
         out["splits"] = expand(SPLIT, split=subsets)
@@ -174,7 +174,7 @@ def get_figure_samples(wildcards):
     checkpoints = study.figure_samples(wildcards.figure)
     return dict(
         checkpoints=[dict(run=r.id, epoch=e) for r, e in checkpoints],
-        subsets=sorted({r.subset for r, _ in checkpoints}),
+        subsets=study.figure_subsets(wildcards.figure),
     )
 
 
@@ -188,5 +188,4 @@ def get_figure_caption(wildcards):
 
 
 def get_claims_inputs(wildcards):
-    made = {t.name for t in study.tables()}
-    return {t: TABLE.format(table=t) for t in plan.CLAIMS_TABLES if t in made}
+    return {t: TABLE.format(table=t) for t in study.claims_tables()}

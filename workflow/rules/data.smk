@@ -25,6 +25,8 @@ rule split_dataset:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        plan=lambda wc: study.split_plan(wc.split),
+        seed=config["splits"]["seed"],
+        held_out=lambda wc: study.split_plan(wc.split)["held_out"],
+        external=lambda wc: study.split_plan(wc.split)["external"],
     script:
         "../scripts/split_dataset.py"

@@ -15,7 +15,9 @@ rule fit_gaussian:
         mem_mb=4000,
         runtime=60,
     params:
-        gaussian=section_params("gaussian", "chunk_size", "store_dtype", "device"),
+        chunk_size=config["gaussian"]["chunk_size"],
+        store_dtype=config["gaussian"]["store_dtype"],
+        device=config["gaussian"]["device"],
     script:
         "../scripts/fit_gaussian.py"
 

@@ -93,7 +93,7 @@ rule strong_generalization:
     input:
         unpack(get_pair_inputs),
     output:
-        PAIR,
+        PAIR.format(pair="{pair}", table="strong_generalization"),
     log:
         f"{RESULTS}/logs/strong_generalization/{{pair}}.log",
     benchmark:

@@ -6,8 +6,8 @@ from hiddengauss.gaussian import fit_gaussian_h5
 from hiddengauss.io import script_logging
 
 with script_logging(snakemake.log[0]) as log:
-    g = snakemake.params.gaussian
+    g = snakemake.params
     fit_gaussian_h5(
         snakemake.input.data, snakemake.input.split, snakemake.output[0], subset=snakemake.wildcards.subset,
-        chunk_size=g["chunk_size"], store_dtype=g["store_dtype"], device=g["device"], threads=snakemake.threads, log=log,
+        chunk_size=g.chunk_size, store_dtype=g.store_dtype, device=g.device, threads=snakemake.threads, log=log,
     )  # fmt: skip

@@ -30,9 +30,9 @@ with script_logging(snakemake.log[0]) as log:
         "gaussian": gauss.denoise,
         "empirical": lambda x, s: empirical_optimal_denoiser(x, s, train),
     }
-    if snakemake.params.linear_stored:
+    try:
         denoisers["linear"] = linear_family(load_linear_maps(snakemake.input.linear))
-    else:
-        log.info("no linear-model distances: analysis.distill.store is none")
+    except ValueError as err:  # analysis.distill.store: none
+        log.warning("no linear-model distances: %s", err)
     rows = distance_rows(denoisers, y, sigma_grid(a["sigmas"]), a["n_inputs"], a["noise_seed"])
     write_csv(pd.DataFrame(rows), snakemake.output.distances)
