@@ -88,7 +88,8 @@ def coerce_strings(value, schema: dict, root: dict):
 
     Snakemake hands nested ``--config`` values over as strings (``--config training='{"lr":
     0.5}'`` gives ``{'lr': '0.5'}``). A string where the schema wants a number, an integer, a
-    boolean, a list or a mapping is read as YAML and kept only if it then has that type; a string
+    boolean, a list or a mapping is read as an int, a float (for numbers) or YAML, and kept only
+    if it then has that type (an integer must be an int, stricter than JSON Schema's 2.0); a string
     that does not convert stays a string, so validation refuses it naming the key.
     """
     schema = _resolve(schema, root) if isinstance(schema, dict) else {}
@@ -106,20 +107,16 @@ def coerce_strings(value, schema: dict, root: dict):
         return [coerce_strings(v, schema.get("items", {}), root) for v in value]
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
-    if isinstance(value, str) and types and "string" not in types:
-        for number in (int, float):  # Snakemake's own order: YAML 1.1 would keep '2e-4' a string
-            if {"integer", "number"} & set(types):
-                try:
-                    parsed = number(value)
-                except ValueError:
-                    continue
-                if any(_JSON_TYPES[t](parsed) for t in types):
-                    return parsed
+    if not isinstance(value, str) or not types or "string" in types:
+        return value
+    fits = lambda v: any(_JSON_TYPES[t](v) for t in types)  # noqa: E731
+    readers = [int, float] if {"integer", "number"} & set(types) else []  # Snakemake's order: YAML 1.1 keeps '2e-4' a string
+    for read in readers + [yaml.safe_load]:
         try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            return value
-        if any(_JSON_TYPES[t](parsed) for t in types):
+            parsed = read(value)
+        except (ValueError, yaml.YAMLError):
+            continue
+        if fits(parsed):
             return coerce_strings(parsed, schema, root) if isinstance(parsed, (dict, list)) else parsed
     return value
 

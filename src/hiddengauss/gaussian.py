@@ -24,6 +24,7 @@ import torch
 from scipy.linalg.blas import dsyrk
 
 from .io import atomic_h5, read_array
+from .metrics import score_from_denoiser
 
 Sigma = float | torch.Tensor
 
@@ -152,8 +153,6 @@ def gaussian_score(
 
     ∇ log p_σ(x) = (D_G(x;σ) − x)/σ² = −(Σ + σ²I)⁻¹(x − μ).
     """
-    from .metrics import score_from_denoiser
-
     return score_from_denoiser(wiener_denoiser(x, sigma, mean, eigenvalues, eigenvectors), x, _sigma_column(sigma, x))
 
 

@@ -318,9 +318,8 @@ class Study:
             if splits.parse_subset_id(r.subset)[1]:
                 continue
             twin = Run(r.arch, r.model_scale, splits.subset_id(r.size, second=True), r.seed)
-            early = m.checkpoints == EARLY_STOP
-            epoch = self.early_stop_epoch(r) if early else self.final_epoch(r)
-            kind = EARLY_STOP if early else ("small_scale" if r.model_scale == small else "full")
+            (epoch,) = self.member_epochs(m)  # the early-stop or the final epoch
+            kind = EARLY_STOP if m.checkpoints == EARLY_STOP else ("small_scale" if r.model_scale == small else "full")
             pid = f"{r.id}_e{epoch}"
             out[pid] = {"pair_id": pid, "s1": r.id, "s2": twin.id, "epoch": epoch, "kind": kind,
                         "dataset_size": r.size, "model_scale": r.model_scale}  # fmt: skip
