@@ -1,10 +1,17 @@
 """Synthetic tables and sample files shaped like a finished run, with a controllable trend.
 
-Every checkpoint gets a memorization level m = clip(0.4 log2(scale/4) + 0.25 log2(256/N) − 0.3, 0, 1)
+Every checkpoint gets a memorization level m = clip(0.2 log2(scale/4) + 0.2 log2(64/N) + 0.05, 0, 1)
 × (epoch/final)²: bigger models, smaller training sets and longer training memorize more, as the
 paper claims. Every measured quantity is a monotone function of m (distance to the Gaussian
 denoiser, linearity, linear–Gaussian mismatch, S1–S2 disagreement). ``flip=True`` uses 1 − m
 instead, which contradicts every claim.
+
+The per-item tables the claims read (distance_items, linearity_items, generalization_items,
+strong_generalization_items) hold, for every item (held-out input, linearity pair, latent), the
+checkpoint's value plus ``noise`` times an item effect shared by every checkpoint and an
+independent draw (3 ``noise`` for the per-latent cosines of strong generalization, which vary
+most between latents); ``noise=0`` gives exact values, a large ``noise`` intervals that straddle
+the thresholds.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from hiddengauss.splits import parse_subset_id
 CONFIG = {
     "dataset": {"name": "synth", "source": "digits"},
     "evaluation": {"size": 256},
-    "training": {"epochs": 40, "checkpoints": 3, "first_checkpoint_epoch": 10, "seeds": [0]},
+    "training": {"epochs": 40, "checkpoints": 5, "first_checkpoint_epoch": 10, "seeds": [0]},
     "experiments": {
         "dataset_size": {"sizes": [16, 64, 256, 1024], "model_scale": 8},
         "model_scale": {"dataset_size": 64, "scales": [4, 8, 16, 32]},
@@ -43,13 +50,28 @@ def study() -> Study:
 
 
 def memorization(run: Run, epoch: int, final: int, flip: bool) -> float:
-    m = np.clip(0.4 * np.log2(run.model_scale / 4) + 0.25 * np.log2(256 / run.size) - 0.3, 0, 1) * (epoch / final) ** 2
+    m = np.clip(0.2 * np.log2(run.model_scale / 4) + 0.2 * np.log2(64 / run.size) + 0.05, 0, 1) * (epoch / final) ** 2
     return float(1 - m if flip else m)
 
 
-def build_tables(flip: bool = False) -> dict[str, pd.DataFrame]:
+N_ITEMS = {"inputs": 32, "pairs": 16, "samples": 40}
+WARMUP_IMAGES = 1000
+
+
+def _items(rng, n: int, value: float, noise: float, shared: np.ndarray) -> np.ndarray:
+    return value + noise * (shared[:n] + rng.standard_normal(n))
+
+
+def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFrame]:
     st = study()
-    runs = pd.DataFrame(st.experiment_rows()).assign(images_seen=1000, n_params=1234, final_loss=0.1)
+    runs = pd.DataFrame(st.experiment_rows())
+    finals = {rid: st.final_epoch(Run.parse(rid)) for rid in runs["run_id"].unique()}
+    runs = runs.assign(images_seen=[200_000 * e // finals[r] for r, e in zip(runs["run_id"], runs["epoch"])],
+                       n_params=1234, final_loss=0.1, warmup_images=WARMUP_IMAGES, p_mean=-1.2, p_std=1.2)  # fmt: skip
+    rng = np.random.default_rng(1)
+    shared = {k: rng.standard_normal(n) for k, n in N_ITEMS.items()}
+    uniform = rng.uniform(size=N_ITEMS["samples"])  # a sample is a copy when its u < m, at every checkpoint
+    lin_items, dist_items, gen_items, strong_items = [], [], [], []
     m_of = {}
     for rid, e in st.evaluations():
         run = Run.parse(rid)
@@ -65,11 +87,21 @@ def build_tables(flip: bool = False) -> dict[str, pd.DataFrame]:
                     for a in (0.5, 0.99):
                         lin.append({**k, "sigma": s, "target": target, "inputs": inputs, "a": a, "alpha": np.sqrt(a),
                                     "cosine": 1 - 0.2 * m * bump(s), "nmse": 0.3 + 0.3 * m * bump(s)})  # fmt: skip
+            n = N_ITEMS["pairs"]
+            lin_items.append(pd.DataFrame({**k, "sigma": s, "a": 0.5, "item": np.arange(n),
+                                           "cosine": _items(rng, n, 1 - 0.2 * m * bump(s) - 0.005 * np.log2(1024 / run.size)
+                                                            * bump(s), noise, shared["pairs"]),
+                                           "nmse": 0.3 + 0.3 * m * bump(s)}))  # fmt: skip
         for s in SIGMAS:
             lg = 0.02 + 0.5 * (1 - m if flip else m)  # contradicted: the linear model matches D_G only when memorizing
-            for pair, v in (("network-gaussian", 0.05 + 0.2 * m), ("linear-gaussian", lg),
+            gap = 0.05 + 0.2 * m + 0.01 * np.log2(1024 / run.size)  # the gap also falls with N among generalizing runs
+            for pair, v in (("network-gaussian", gap), ("linear-gaussian", lg),
                             ("network-linear", 0.05), ("network-empirical", 0.3 - 0.2 * m)):  # fmt: skip
                 dist.append({**k, "sigma": s, "pair": pair, "rmse": v * bump(s) + 0.01, "rms_mean": v, "nmse": v * bump(s) + 0.01})
+                n, item_value = N_ITEMS["inputs"], v * bump(s) + 0.01
+                dist_items.append(pd.DataFrame({**k, "sigma": s, "pair": pair, "item": np.arange(n),
+                                                "rms": _items(rng, n, item_value, noise, shared["inputs"]),
+                                                "nmse": _items(rng, n, item_value, noise, shared["inputs"])}))  # fmt: skip
             distil.append({**k, "sigma": s, "method": "closed_form", "fit_rmse": 0.01, "weight_rel_error": 0.1 + m})
             shrink = lam / (lam + s**2)
             diag.append(pd.DataFrame({**k, "sigma": s, "k": np.arange(1, D + 1), "eigenvalue": lam, "shrinkage": shrink,
@@ -77,6 +109,9 @@ def build_tables(flip: bool = False) -> dict[str, pd.DataFrame]:
         for sampler in ("euler10", "heun18"):
             gen.append({**k, "sampler": sampler, "n_samples": 8, "gl_score": 0.5 - 0.4 * m, "memorized_fraction": m,
                         "mean_nn_distance": 1 - m, "mean_max_cosine": 0.5 + 0.5 * m, "gaussian_rmse": 0.2 + 0.3 * m})  # fmt: skip
+            copies = (uniform < m).astype(float)
+            gen_items.append(pd.DataFrame({**k, "sampler": sampler, "item": np.arange(len(copies)),
+                                           "nn_ratio": 1 - 0.9 * copies, "memorized": copies}))  # fmt: skip
         if e == st.final_epoch(run):
             for skip in (0, 2, 4, 6):
                 tel.append({**k, "sampler": "heun18", "total_steps": 18, "skip_steps": skip, "nfe": 35 - 2 * skip,
@@ -99,10 +134,18 @@ def build_tables(flip: bool = False) -> dict[str, pd.DataFrame]:
             strong.append({**p, "sampler": sampler, "n_samples": 8, "s1_s2_cosine": 0.9 - 0.6 * m, "s1_s2_rmse": 0.1 + m,
                            "s1_nn_cosine": 0.5 + 0.5 * m, "s2_nn_cosine": 0.5 + 0.5 * m, "gaussian_s1_s2_cosine": 0.8,
                            "network_gaussian_cosine": 0.9 - 0.5 * m})  # fmt: skip
+            n = N_ITEMS["samples"]
+            strong_items.append(pd.DataFrame({**p, "sampler": sampler, "item": np.arange(n),
+                                              "s1_s2_cosine": _items(rng, n, 0.9 - 0.6 * m, 3 * noise, shared["samples"]),
+                                              "floor_cosine": _items(rng, n, 0.5, 3 * noise, -shared["samples"]),
+                                              "gaussian_s1_s2_cosine": np.full(n, 0.8)}))  # fmt: skip
     return {"runs": runs, "linearity": pd.DataFrame(lin), "denoiser_distances": pd.DataFrame(dist),
             "distillation": pd.DataFrame(distil), "eigen_diagonal": pd.concat(diag, ignore_index=True),
             "generalization": pd.DataFrame(gen), "teleportation": pd.DataFrame(tel), "spectrum": spectrum,
-            "strong_generalization": pd.DataFrame(strong)}  # fmt: skip
+            "strong_generalization": pd.DataFrame(strong), "linearity_items": pd.concat(lin_items, ignore_index=True),
+            "distance_items": pd.concat(dist_items, ignore_index=True),
+            "generalization_items": pd.concat(gen_items, ignore_index=True),
+            "strong_generalization_items": pd.concat(strong_items, ignore_index=True)}  # fmt: skip
 
 
 def write_samples(root: Path) -> None:

@@ -6,7 +6,15 @@ estimates E[y | x]; the score is (D(x;σ) − x)/σ². σ_d (``sigma_data``) = 0
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
+
+# A noise level is "trained" when a run's training draws of ln σ within ±TRAINED_HALF_WIDTH of
+# ln σ number at least TRAINED_MIN_DRAWS (about 100 (image, noise) pairs within ±28% of σ).
+TRAINED_MIN_DRAWS = 100
+TRAINED_HALF_WIDTH = 0.25
 
 
 def edm_preconditioning(sigma, sigma_data: float = 0.5):
@@ -31,6 +39,28 @@ def sample_training_sigmas(n: int, p_mean: float = -1.2, p_std: float = 1.2,
                            generator: torch.Generator | None = None, device=None) -> torch.Tensor:  # fmt: skip
     """Training noise levels, shape (n,): ln σ ~ N(P_mean, P_std²)."""
     return (torch.randn(n, generator=generator, device=device) * p_std + p_mean).exp()
+
+
+def expected_sigma_draws(sigma, images_seen: float, p_mean: float = -1.2, p_std: float = 1.2,
+                         half_width: float = TRAINED_HALF_WIDTH) -> np.ndarray:  # fmt: skip
+    """Expected number of training draws near each σ of a run that saw ``images_seen`` images
+    (one σ per image draw, ln σ ~ N(P_mean, P_std²)):
+
+    E[draws(σ)] = images_seen · [Φ((ln σ + h − P_mean)/P_std) − Φ((ln σ − h − P_mean)/P_std)],
+
+    with h = ``half_width`` in ln σ and Φ the standard normal CDF."""
+    log_s = np.log(np.asarray(sigma, dtype=float))
+    cdf = np.vectorize(lambda z: 0.5 * math.erfc(-z / math.sqrt(2)))
+    return images_seen * (cdf((log_s + half_width - p_mean) / p_std) - cdf((log_s - half_width - p_mean) / p_std))
+
+
+def trained_sigmas(sigma, images_seen: float, p_mean: float = -1.2, p_std: float = 1.2,
+                   min_draws: float = TRAINED_MIN_DRAWS) -> np.ndarray:  # fmt: skip
+    """Mask of the σ's a run was trained at: E[draws(σ)] ≥ ``min_draws`` (:func:`expected_sigma_draws`).
+
+    With the EDM defaults, 50k images keep 0.0083 ≤ σ ≤ 10.9, 3.2k images 0.033 ≤ σ ≤ 2.7,
+    and the paper's 70 Mimg runs 0.0009 ≤ σ ≤ 103 (all of G40)."""
+    return expected_sigma_draws(sigma, images_seen, p_mean, p_std) >= min_draws
 
 
 class EDMDenoiser(torch.nn.Module):
