@@ -49,9 +49,15 @@ def test_distances_vanish_between_a_denoiser_and_its_exact_linear_form(gaussian,
         w = wiener_matrix(gaussian.eigenvalues, gaussian.eigenvectors, s)
         maps[s] = (w, gaussian.mean - w @ gaussian.mean)
     shifted = lambda x, s: gaussian.denoise(x, s) + 0.1  # noqa: E731  (off by 0.1 in every pixel)
-    rows = distance_rows({"network": shifted, "gaussian": gaussian.denoise, "linear": linear_family(maps)},
-                         heldout, SIGMAS, n_inputs=32, seed=2)  # fmt: skip
+    rows, items = distance_rows({"network": shifted, "gaussian": gaussian.denoise, "linear": linear_family(maps)},
+                                heldout, SIGMAS, n_inputs=32, seed=2)  # fmt: skip
     columns("denoiser_distances", rows)
+    columns("distance_items", items.to_dict("records"))
+    assert len(items) == 3 * len(SIGMAS) * 32 and set(items["item"]) == set(range(32))
+    np.testing.assert_allclose(items.loc[items["pair"] == "network-gaussian", "rms"], 0.1, rtol=1e-9)
+    means = items.groupby(["pair", "sigma"])["nmse"].mean()  # the table's mean is the mean of its items
+    for r in rows:
+        assert means[r["pair"], r["sigma"]] == pytest.approx(r["nmse"], rel=1e-12)
     by = {(r["pair"], r["sigma"]): r for r in rows}
     assert {p for p, _ in by} == {"network-gaussian", "linear-gaussian", "network-linear"}  # no empirical given
     for s in SIGMAS:
@@ -62,11 +68,14 @@ def test_distances_vanish_between_a_denoiser_and_its_exact_linear_form(gaussian,
 def test_linearity_rows_of_a_linear_and_of_a_constant_denoiser(heldout):
     m = torch.randn(D, D, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     alphas = [0.5, 0.99]
-    rows = linearity_rows(lambda x, s: x @ m.T, heldout, SIGMAS, alphas, n_pairs=16, seed=3)
+    rows, items = linearity_rows(lambda x, s: x @ m.T, heldout, SIGMAS, alphas, n_pairs=16, seed=3)
     columns("linearity", rows)
+    columns("linearity_items", items.to_dict("records"))
+    assert len(items) == len(SIGMAS) * len(alphas) * 16  # σ × a × pair: the denoiser on noisy pairs
+    np.testing.assert_allclose(items["cosine"], 1, atol=1e-12)
     assert len(rows) == len(SIGMAS) * 2 * len(alphas) * 2  # σ × inputs × a × target
     assert all(r["cosine"] == pytest.approx(1, abs=1e-12) and r["nmse"] < 1e-12 for r in rows)
-    const = linearity_rows(lambda x, s: torch.ones_like(x), heldout, SIGMAS, alphas, n_pairs=16, seed=3)
+    const, _ = linearity_rows(lambda x, s: torch.ones_like(x), heldout, SIGMAS, alphas, n_pairs=16, seed=3)
     for r in const:
         if r["target"] == "denoiser":
             al, be = mixing_weights(r["a"])

@@ -130,7 +130,11 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
         assert (res / "figures" / f"{name}.pdf").stat().st_size > 1000
     claims = pd.read_csv(res / "claims.csv")
     assert {"linearity_grows_with_data", "strong_generalization"} <= set(claims["claim_id"])
-    assert list(claims.columns[:6]) == ["claim_id", "claim", "statistic", "value", "threshold", "holds"]
+    assert list(claims.columns[:10]) == ["claim_id", "claim", "statistic", "value", "ci_low", "ci_high", "threshold",
+                                         "p_value", "verdict", "holds"]  # fmt: skip
+    assert set(claims["verdict"]) <= {"holds", "fails", "inconclusive"}
+    decided = claims[claims["verdict"] != "inconclusive"]
+    assert (decided["ci_low"] <= decided["ci_high"]).all() and decided["sigma_window"].notna().any()
     snakemake(tmp_path, "--report", "report.html", config=smoke_config)
     html = (tmp_path / "report.html").read_text()
     assert len(html) > 100_000 and "claims.csv" in html and "linearity.png" in html

@@ -2,8 +2,9 @@
 
 The row builders of the per-checkpoint tables. Each measure uses inputs x = y + σn built from
 the held-out images y and its own seeded noise draws n (distillation, linearity and distances
-draw from different seeds derived from ``analysis.noise_seed``), independent of σ and of the
-model, so curves of different models are directly comparable.
+draw independent noise from seeds derived from ``analysis.noise_seed``: metrics.measure_seed),
+independent of σ and of the model, so curves of different models are directly comparable. The
+distilled map is fitted and scored on independent noise.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from .distill import (
 from .gaussian import GaussianModel, wiener_matrix, wiener_shrinkage
 from .metrics import (
     denoiser_distance,
+    denoiser_distance_per_sample,
     fixed_noise,
-    linearity_from_outputs,
+    linearity_per_pair,
+    measure_seed,
     mixing_weights,
 )
 from .sampling import Denoiser
@@ -43,6 +46,7 @@ def distill_rows(
     table (σ, k, λ_k, the Wiener shrinkage λ_k/(λ_k+σ²) and the distilled (UᵀW_σU)_kk)."""
     d = y.shape[1]
     n_samples = max(samples_per_dim * d, len(y))
+    seed = measure_seed(seed, "distill")
     rows, maps, diags = [], {}, []
     g = gauss.to(dtype=torch.float64)
     for sigma in map(float, sigmas):
@@ -69,19 +73,24 @@ def distill_rows(
     return rows, maps, pd.concat(diags, ignore_index=True)
 
 
-def linearity_rows(denoise: Denoiser, y: torch.Tensor, sigmas, alphas, n_pairs: int, seed: int = 0) -> list[dict]:
+def linearity_rows(
+    denoise: Denoiser, y: torch.Tensor, sigmas, alphas, n_pairs: int, seed: int = 0
+) -> tuple[list[dict], pd.DataFrame]:
     """Linearity of the denoiser and of its score, on noisy held-out pairs and on pure noise.
 
     Noisy pairs: y₁ = the first ``n_pairs`` held-out images, y₂ = the next ``n_pairs``;
-    n₁, n₂ drawn once (``seed``) and reused for every σ. Pure noise: x_j = σ n_j with noise
-    drawn per σ index from ``seed``, the same for every model.
+    n₁, n₂ drawn once (the linearity seed derived from ``seed``) and reused for every σ. Pure
+    noise: x_j = σ n_j with noise drawn per σ index, the same for every model. Returns the
+    linearity.csv rows and the per-pair items of the denoiser on noisy pairs (linearity_items:
+    sigma, a, item, cosine, nmse).
     """
     if len(y) < 2 * n_pairs:
         raise ValueError(f"linearity needs 2 x {n_pairs} held-out images, only {len(y)} available")
     d = y.shape[1]
+    seed = measure_seed(seed, "linearity")
     y1, y2 = y[:n_pairs], y[n_pairs : 2 * n_pairs]
     n1, n2 = fixed_noise(n_pairs, d, seed).to(y), fixed_noise(n_pairs, d, seed + 1).to(y)
-    rows = []
+    rows, items = [], []
     for k, sigma in enumerate(map(float, sigmas)):
         p1, p2 = fixed_noise(n_pairs, d, seed + 1000 + 2 * k).to(y), fixed_noise(n_pairs, d, seed + 1001 + 2 * k).to(y)
         for inputs, x1, x2 in (("noisy", y1 + sigma * n1, y2 + sigma * n2), ("pure_noise", sigma * p1, sigma * p2)):
@@ -90,27 +99,38 @@ def linearity_rows(denoise: Denoiser, y: torch.Tensor, sigmas, alphas, n_pairs: 
             d1, d2 = out[0], out[1]
             for a, xm, dm in zip(alphas, mixes, out[2:]):
                 for target in ("denoiser", "score"):
-                    cos, nmse = linearity_from_outputs(x1, x2, xm, d1, d2, dm, sigma, a, target)
+                    cos, nmse = linearity_per_pair(x1, x2, xm, d1, d2, dm, sigma, a, target)
                     rows.append({"sigma": sigma, "target": target, "inputs": inputs, "a": a,
-                                 "alpha": mixing_weights(a)[0], "cosine": cos, "nmse": nmse})  # fmt: skip
-    return rows
+                                 "alpha": mixing_weights(a)[0], "cosine": float(cos.mean()),
+                                 "nmse": float(nmse.mean())})  # fmt: skip
+                    if target == "denoiser" and inputs == "noisy":
+                        items.append(pd.DataFrame({"sigma": sigma, "a": a, "item": np.arange(n_pairs),
+                                                   "cosine": cos.cpu().numpy(), "nmse": nmse.cpu().numpy()}))  # fmt: skip
+    return rows, pd.concat(items, ignore_index=True)
 
 
-def distance_rows(denoisers: dict[str, Denoiser], y: torch.Tensor, sigmas, n_inputs: int, seed: int = 0) -> list[dict]:
+def distance_rows(
+    denoisers: dict[str, Denoiser], y: torch.Tensor, sigmas, n_inputs: int, seed: int = 0
+) -> tuple[list[dict], pd.DataFrame]:
     """RMSE, mean per-sample RMS and nMSE between pairs of denoisers on x = y + σn.
 
     ``denoisers`` maps 'network', 'linear' (the distilled family D_L(x;σ), or absent),
     'gaussian' and 'empirical' to denoisers; pairs are network–gaussian, linear–gaussian,
-    network–linear and network–empirical, whichever are available.
+    network–linear and network–empirical, whichever are available. Returns the
+    denoiser_distances.csv rows and the per-input items (distance_items: sigma, pair, item,
+    rms, nmse).
     """
     y = y[:n_inputs]
-    noise = fixed_noise(len(y), y.shape[1], seed + 7).to(y)
+    noise = fixed_noise(len(y), y.shape[1], measure_seed(seed, "distances")).to(y)
     pairs = [("network", "gaussian"), ("linear", "gaussian"), ("network", "linear"), ("network", "empirical")]
-    rows = []
+    rows, items = [], []
     for sigma in map(float, sigmas):
         x = y + sigma * noise
         out = {name: fn(x, sigma) for name, fn in denoisers.items()}
         for a, b in pairs:
             if a in out and b in out:
                 rows.append({"sigma": sigma, "pair": f"{a}-{b}", **denoiser_distance(out[a], out[b])})
-    return rows
+                per = denoiser_distance_per_sample(out[a], out[b])
+                items.append(pd.DataFrame({"sigma": sigma, "pair": f"{a}-{b}", "item": np.arange(len(y)),
+                                           **{k: v.cpu().numpy() for k, v in per.items()}}))  # fmt: skip
+    return rows, pd.concat(items, ignore_index=True)

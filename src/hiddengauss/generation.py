@@ -10,11 +10,15 @@ import numpy as np
 import torch
 
 from .io import atomic_h5, read_array
+import pandas as pd
+
 from .memorization import (
     generalization_summary,
     max_cosine_mean_removed,
+    paired_centred_cosine,
     paired_cosine,
     paired_rmse,
+    unrelated_pairs_cosine,
 )
 from .sampling import (
     PRESETS,
@@ -83,30 +87,44 @@ def sampler_names(path, denoiser: str = "network") -> list[str]:
         return sorted(f[denoiser]) if denoiser in f else []
 
 
-def generalization_rows(samples_h5, gaussian_samples_h5, train: torch.Tensor) -> list[dict]:
-    """generalization.csv rows (one per sampler) of a checkpoint's network samples."""
-    rows = []
+def generalization_rows(samples_h5, gaussian_samples_h5, train: torch.Tensor) -> tuple[list[dict], pd.DataFrame]:
+    """generalization.csv rows (one per sampler) of a checkpoint's network samples, and the
+    per-sample items (generalization_items: sampler, item, nn_ratio, memorized)."""
+    rows, items = [], []
     for s in sampler_names(samples_h5):
         x = load_samples(samples_h5, f"network/{s}/samples")
         xg = load_samples(gaussian_samples_h5, f"gaussian/{s}/samples")
-        rows.append({"sampler": s, **generalization_summary(x, train, xg)})
-    return rows
+        summary, per = generalization_summary(x, train, xg, items=True)
+        rows.append({"sampler": s, **summary})
+        items.append(pd.DataFrame({"sampler": s, "item": np.arange(len(x)), **per}))
+    return rows, pd.concat(items, ignore_index=True)
 
 
-def strong_generalization_row(s1_h5, s2_h5, g1_h5, g2_h5, train1, train2, sampler: str) -> dict:
-    """Agreement of two models trained on disjoint halves, from the same latents."""
+def strong_generalization_row(s1_h5, s2_h5, g1_h5, g2_h5, train1, train2, sampler: str,
+                              heldout: torch.Tensor) -> tuple[dict, pd.DataFrame]:  # fmt: skip
+    """Agreement of two models trained on disjoint halves, from the same latents, and its
+    per-latent items (strong_generalization_items). Agreement is also measured after removing
+    each image's mean (``*_centred_cosine``), against the floor of unrelated held-out pairs."""
     x1 = load_samples(s1_h5, f"network/{sampler}/samples")
     x2 = load_samples(s2_h5, f"network/{sampler}/samples")
     g1 = load_samples(g1_h5, f"gaussian/{sampler}/samples")
     g2 = load_samples(g2_h5, f"gaussian/{sampler}/samples")
-    return {
+    agree, gauss = paired_centred_cosine(x1, x2), paired_centred_cosine(g1, g2)
+    floor = unrelated_pairs_cosine(heldout.to(torch.float64), len(x1))
+    row = {
         "sampler": sampler, "n_samples": int(x1.shape[0]),
         "s1_s2_cosine": float(paired_cosine(x1, x2).mean()), "s1_s2_rmse": float(paired_rmse(x1, x2).mean()),
         "s1_nn_cosine": float(max_cosine_mean_removed(x1, train1).mean()),
         "s2_nn_cosine": float(max_cosine_mean_removed(x2, train2).mean()),
         "gaussian_s1_s2_cosine": float(paired_cosine(g1, g2).mean()),
         "network_gaussian_cosine": float((paired_cosine(x1, g1).mean() + paired_cosine(x2, g2).mean()) / 2),
+        "s1_s2_centred_cosine": float(agree.mean()), "gaussian_s1_s2_centred_cosine": float(gauss.mean()),
+        "floor_cosine": float(floor.mean()),
     }  # fmt: skip
+    items = pd.DataFrame({"sampler": sampler, "item": np.arange(len(x1)), "s1_s2_cosine": agree.numpy(),
+                          "gaussian_s1_s2_cosine": gauss.numpy(),
+                          "floor_cosine": floor.numpy()})  # fmt: skip
+    return row, items
 
 
 def teleportation_rows(denoise: Denoiser, gauss, seeds, dim: int, sampler: str, skips: list[int], train) -> list[dict]:

@@ -61,21 +61,42 @@ def memorized_mask(d1: torch.Tensor, d2: torch.Tensor, ratio: float = 1 / 3) -> 
     return d1 / d2 < ratio
 
 
+def _centred_unit(v: torch.Tensor) -> torch.Tensor:
+    """Each row minus its own mean, scaled to unit norm (float64)."""
+    v = v.to(torch.float64)
+    v = v - v.mean(1, keepdim=True)
+    return v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 def max_cosine_mean_removed(x: torch.Tensor, train: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """Per sample, the largest cosine similarity to a training image after removing each
     image's own mean (Kadkhodaie et al.'s similarity). Returns (B,)."""
-
-    def centred_unit(v):
-        v = v.to(torch.float64)
-        v = v - v.mean(1, keepdim=True)
-        return v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-    xs = centred_unit(x)
+    xs = _centred_unit(x)
     best = torch.full((x.shape[0],), -1.0, dtype=torch.float64, device=x.device)
     for start in range(0, train.shape[0], chunk):
-        ys = centred_unit(train[start : start + chunk].to(x.device))
+        ys = _centred_unit(train[start : start + chunk].to(x.device))
         best = torch.maximum(best, (xs @ ys.T).max(1).values)
     return best
+
+
+def paired_centred_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """cos(a_i − mean(a_i), b_i − mean(b_i)) for paired rows: the cosine after removing each
+    image's own mean (the similarity of :func:`max_cosine_mean_removed`)."""
+    return (_centred_unit(a) * _centred_unit(b)).sum(1)
+
+
+def unrelated_pairs_cosine(images: torch.Tensor, n: int) -> torch.Tensor:
+    """The floor of :func:`paired_centred_cosine`: ``n`` pairs of unrelated images (e.g. held-out
+    ones), pair i being image a = i mod H against image (a + ⌊H/3⌋ + ⌊i/H⌋) mod H of the H images
+    (distinct pairs, none repeated reversed, each image alone in its pair)."""
+    h = images.shape[0]
+    if h < 3:
+        raise ValueError(f"the floor of unrelated pairs needs at least 3 images, got {h}")
+    i = torch.arange(n)
+    a = i % h
+    b = (a + h // 3 + i // h) % h
+    b = torch.where(b == a, (b + 1) % h, b)
+    return paired_centred_cosine(images[a], images[b])
 
 
 def paired_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -88,16 +109,22 @@ def paired_rmse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a.to(torch.float64) - b.to(torch.float64)) ** 2).mean(1).sqrt()
 
 
-def generalization_summary(x: torch.Tensor, train: torch.Tensor, gaussian_x: torch.Tensor | None = None) -> dict:
-    """The generalization.csv measures of one sample set against its model's training set."""
+def generalization_summary(x: torch.Tensor, train: torch.Tensor, gaussian_x: torch.Tensor | None = None,
+                           items: bool = False):  # fmt: skip
+    """The generalization.csv measures of one sample set against its model's training set; with
+    ``items``, also the per-sample values (nn_ratio = ‖x − NN₁‖/‖x‖, memorized = 0/1)."""
     d, _ = nearest_neighbours(x, train, k=2)
+    copies = memorized_mask(d[:, 0], d[:, 1]).double()
     out = {
         "n_samples": int(x.shape[0]),
         "gl_score": gl_score(x, d[:, 0]),
-        "memorized_fraction": float(memorized_mask(d[:, 0], d[:, 1]).double().mean()),
+        "memorized_fraction": float(copies.mean()),
         "mean_nn_distance": float(d[:, 0].mean()),
         "mean_max_cosine": float(max_cosine_mean_removed(x, train).mean()),
     }
     if gaussian_x is not None:
         out["gaussian_rmse"] = float(paired_rmse(x, gaussian_x).mean())
-    return out
+    if not items:
+        return out
+    ratio = d[:, 0].to(torch.float64) / x.to(torch.float64).norm(dim=1)
+    return out, {"nn_ratio": ratio.cpu().numpy(), "memorized": copies.cpu().numpy()}

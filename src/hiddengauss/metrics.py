@@ -34,6 +34,12 @@ def linearity(denoise: Denoiser, x1: torch.Tensor, x2: torch.Tensor, sigma: floa
 def linearity_from_outputs(x1, x2, xm, d1, d2, dm, sigma: float, a: float, target: str = "denoiser") -> tuple[float, float]:
     """:func:`linearity` from denoiser outputs already computed (d1 = D(x₁), d2 = D(x₂), dm = D(xm)),
     so that several mixing weights and both targets reuse the same network evaluations."""
+    cos, nmse = linearity_per_pair(x1, x2, xm, d1, d2, dm, sigma, a, target)
+    return float(cos.mean()), float(nmse.mean())
+
+
+def linearity_per_pair(x1, x2, xm, d1, d2, dm, sigma: float, a: float, target: str = "denoiser"):
+    """Per pair: cos(M, T) and ‖T − M‖/‖T‖ with M = f(xm), T = αf(x₁) + βf(x₂) (f = D or its score)."""
     alpha, beta = mixing_weights(a)
     if target == "score":
         d1, d2, dm = score_from_denoiser(d1, x1, sigma), score_from_denoiser(d2, x2, sigma), score_from_denoiser(dm, xm, sigma)
@@ -41,9 +47,7 @@ def linearity_from_outputs(x1, x2, xm, d1, d2, dm, sigma: float, a: float, targe
         raise ValueError(f"target must be 'denoiser' or 'score', got {target!r}")
     t = (alpha * d1 + beta * d2).to(torch.float64)
     fm = dm.to(torch.float64)
-    cos = paired_cosine(fm, t)
-    nmse = torch.linalg.norm(t - fm, dim=1) / torch.linalg.norm(t, dim=1)
-    return float(cos.mean()), float(nmse.mean())
+    return paired_cosine(fm, t), torch.linalg.norm(t - fm, dim=1) / torch.linalg.norm(t, dim=1)
 
 
 def denoiser_distance(d1: torch.Tensor, d2: torch.Tensor) -> dict[str, float]:
@@ -53,13 +57,27 @@ def denoiser_distance(d1: torch.Tensor, d2: torch.Tensor) -> dict[str, float]:
     rms_mean = mean over samples of √(mean over pixels)    (the paper's Eq. 8);
     nmse = mean over samples of ‖D1 − D2‖/‖D1‖            (the rebuttal's normalized error).
     """
+    per = denoiser_distance_per_sample(d1, d2)
+    return {"rmse": float((per["rms"] ** 2).mean().sqrt()), "rms_mean": float(per["rms"].mean()),
+            "nmse": float(per["nmse"].mean())}  # fmt: skip
+
+
+def denoiser_distance_per_sample(d1: torch.Tensor, d2: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per sample: rms = √(‖D1 − D2‖²/d) and nmse = ‖D1 − D2‖/‖D1‖ (float64)."""
     diff = (d1 - d2).to(torch.float64)
-    per_sample = (diff**2).mean(1)
-    return {
-        "rmse": float(per_sample.mean().sqrt()),
-        "rms_mean": float(per_sample.sqrt().mean()),
-        "nmse": float((torch.linalg.norm(diff, dim=1) / torch.linalg.norm(d1.to(torch.float64), dim=1)).mean()),
-    }
+    return {"rms": (diff**2).mean(1).sqrt(),
+            "nmse": torch.linalg.norm(diff, dim=1) / torch.linalg.norm(d1.to(torch.float64), dim=1)}  # fmt: skip
+
+
+MEASURES = ("distill", "linearity", "distances")
+
+
+def measure_seed(seed: int, measure: str) -> int:
+    """The noise seed of one measure (distillation, linearity, distances), derived from
+    ``analysis.noise_seed`` so that the three measures draw independent noise."""
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}: one of {MEASURES}")
+    return int(np.random.SeedSequence([seed, MEASURES.index(measure)]).generate_state(1)[0] % 2**31)
 
 
 def fixed_noise(n: int, dim: int, seed: int, dtype=torch.float64) -> torch.Tensor:

@@ -105,7 +105,8 @@ class Table:
 TABLES: dict[str, Table] = {t.name: t for t in (
     Table("spectrum", "spectrum_table", STUDY, ("subset", "dataset_size", "k", "eigenvalue")),
     Table("runs", "runs_table", STUDY, ("experiment", "run_id", "arch", "model_scale", "dataset_size", "subset",
-                                        "split", "seed", "epoch", "checkpoint", "images_seen", "n_params", "final_loss")),
+                                        "split", "seed", "epoch", "checkpoint", "warmup_images", "p_mean", "p_std",
+                                        "images_seen", "n_params", "final_loss")),
     Table("distillation", "distill", CHECKPOINT,
           ("sigma", "method", "fit_rmse", "n_samples", "weight_rel_error", "eigen_diagonal_mae")),
     Table("eigen_diagonal", "distill", CHECKPOINT, ("sigma", "k", "eigenvalue", "shrinkage", "diagonal")),
@@ -119,10 +120,18 @@ TABLES: dict[str, Table] = {t.name: t for t in (
            "memorized_fraction")),
     Table("strong_generalization", "strong_generalization", PAIR,
           ("sampler", "n_samples", "s1_s2_cosine", "s1_s2_rmse", "s1_nn_cosine", "s2_nn_cosine",
-           "gaussian_s1_s2_cosine", "network_gaussian_cosine")),
+           "gaussian_s1_s2_cosine", "network_gaussian_cosine", "s1_s2_centred_cosine",
+           "gaussian_s1_s2_centred_cosine", "floor_cosine")),
+    # per-item values behind the claims' bootstrap intervals (the same items for every model)
+    Table("distance_items", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "item", "rms", "nmse")),
+    Table("linearity_items", "measure_denoisers", CHECKPOINT, ("sigma", "a", "item", "cosine", "nmse")),
+    Table("generalization_items", "generalization", CHECKPOINT, ("sampler", "item", "nn_ratio", "memorized")),
+    Table("strong_generalization_items", "strong_generalization", PAIR,
+          ("sampler", "item", "s1_s2_cosine", "gaussian_s1_s2_cosine", "floor_cosine")),
 )}  # fmt: skip
 
-CLAIMS_TABLES = ("runs", "linearity", "denoiser_distances", "generalization", "strong_generalization")
+CLAIMS_TABLES = ("runs", "distance_items", "linearity_items", "generalization_items", "strong_generalization",
+                 "strong_generalization_items")  # fmt: skip
 
 # What a figure shows of the stored samples: none, the showcase run (Fig 3), every evaluated
 # checkpoint of its experiment, or both halves of every strong-generalization pair.
@@ -297,14 +306,20 @@ class Study:
 
     def experiment_rows(self) -> list[dict]:
         """One row per experiment × evaluated checkpoint (runs.csv without the checkpoint metadata);
-        a run shared by two experiments appears under both."""
+        a run shared by two experiments appears under both. ``warmup_images`` (the learning-rate
+        warm-up, warmup_fraction × the run's images, as training.learning_rate), ``p_mean`` and
+        ``p_std`` (its training σ distribution) let the claims leave out warm-up checkpoints and
+        untrained noise levels."""
+        t = self.config["training"]
         rows = []
         for name, members in self.experiments.items():
             for m in members:
+                warmup = t["warmup_fraction"] * self.final_epoch(m.run) * m.run.size
                 for e in self.member_epochs(m):
                     ident = {k: v for k, v in m.run.keys(e).items() if k not in ("epoch", "seed")}
                     rows.append({"experiment": name, **ident, "split": m.run.subset, "seed": m.run.seed, "epoch": e,
-                                 "checkpoint": m.checkpoints})  # fmt: skip
+                                 "checkpoint": m.checkpoints, "warmup_images": warmup, "p_mean": t["p_mean"],
+                                 "p_std": t["p_std"]})  # fmt: skip
         return rows
 
     # ----------------------------------------------------------------------- pairs

@@ -37,6 +37,8 @@ rule measure_denoisers:
     output:
         linearity=f"{EVAL}/linearity.csv",
         distances=f"{EVAL}/denoiser_distances.csv",
+        linearity_items=f"{EVAL}/linearity_items.csv",
+        distance_items=f"{EVAL}/distance_items.csv",
     log:
         f"{RESULTS}/logs/measure_denoisers/{{run}}_epoch{{epoch}}.log",
     benchmark:

@@ -152,6 +152,8 @@ def get_pair_inputs(wildcards):
     for i, r in enumerate(runs.values(), 1):
         out[f"g{i}"] = GAUSSIAN_SAMPLES.format(subset=r.subset)
         out[f"split{i}"] = SPLIT.format(split=r.subset)
+    out["heldout_split"] = SPLIT.format(split="heldout")
+    out["heldout_data"] = split_data("heldout")
     return {**out, "data": DATA.format(datafile="dataset")}
 
 

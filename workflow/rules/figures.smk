@@ -56,5 +56,7 @@ rule claims:
         f"{RESULTS}/benchmarks/claims.tsv"
     conda:
         "../../envs/hiddengauss.yaml"
+    params:
+        claims=config["claims"],
     script:
         "../scripts/claims.py"

@@ -47,7 +47,8 @@ rule generalization:
         train_split=get_run_split,
         data=DATA.format(datafile="dataset"),
     output:
-        f"{EVAL}/generalization.csv",
+        table=f"{EVAL}/generalization.csv",
+        per_sample=f"{EVAL}/generalization_items.csv",
     log:
         f"{RESULTS}/logs/generalization/{{run}}_epoch{{epoch}}.log",
     benchmark:
@@ -93,7 +94,8 @@ rule strong_generalization:
     input:
         unpack(get_pair_inputs),
     output:
-        PAIR.format(pair="{pair}", table="strong_generalization"),
+        table=PAIR.format(pair="{pair}", table="strong_generalization"),
+        per_latent=PAIR.format(pair="{pair}", table="strong_generalization_items"),
     log:
         f"{RESULTS}/logs/strong_generalization/{{pair}}.log",
     benchmark:

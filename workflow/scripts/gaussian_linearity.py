@@ -14,5 +14,5 @@ with script_logging(snakemake.log[0]):
     a = snakemake.params.analysis
     y, _ = load_split_images(*snakemake.input.inputs)
     gauss = GaussianModel.load(snakemake.input.gaussian)
-    rows = linearity_rows(gauss.denoise, y, sigma_grid(a["linearity_sigmas"]), a["alphas"], a["n_pairs"], a["noise_seed"])
+    rows, _ = linearity_rows(gauss.denoise, y, sigma_grid(a["linearity_sigmas"]), a["alphas"], a["n_pairs"], a["noise_seed"])
     write_csv(pd.DataFrame(rows), snakemake.output[0])

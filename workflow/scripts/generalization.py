@@ -10,5 +10,6 @@ from hiddengauss.io import script_logging, write_csv
 
 with script_logging(snakemake.log[0]):
     train, _ = load_split_images(snakemake.input.train_split, snakemake.input.data)
-    rows = generalization_rows(snakemake.input.samples, snakemake.input.gaussian_samples, train)
-    write_csv(pd.DataFrame(rows), snakemake.output[0])
+    rows, items = generalization_rows(snakemake.input.samples, snakemake.input.gaussian_samples, train)
+    write_csv(pd.DataFrame(rows), snakemake.output.table)
+    write_csv(items, snakemake.output.per_sample)

@@ -23,8 +23,9 @@ with script_logging(snakemake.log[0]) as log:
     y, _ = load_split_images(*snakemake.input.inputs, device=dev)
     train, _ = load_split_images(snakemake.input.train_split, snakemake.input.data, device=dev)
     gauss = GaussianModel.load(snakemake.input.gaussian, dev)
-    lin = linearity_rows(denoise, y, sigma_grid(a["linearity_sigmas"]), a["alphas"], a["n_pairs"], a["noise_seed"])
+    lin, lin_items = linearity_rows(denoise, y, sigma_grid(a["linearity_sigmas"]), a["alphas"], a["n_pairs"], a["noise_seed"])
     write_csv(pd.DataFrame(lin), snakemake.output.linearity)
+    write_csv(lin_items, snakemake.output.linearity_items)
     denoisers = {
         "network": denoise,
         "gaussian": gauss.denoise,
@@ -34,5 +35,6 @@ with script_logging(snakemake.log[0]) as log:
         denoisers["linear"] = linear_family(load_linear_maps(snakemake.input.linear))
     except ValueError as err:  # analysis.distill.store: none
         log.warning("no linear-model distances: %s", err)
-    rows = distance_rows(denoisers, y, sigma_grid(a["sigmas"]), a["n_inputs"], a["noise_seed"])
+    rows, items = distance_rows(denoisers, y, sigma_grid(a["sigmas"]), a["n_inputs"], a["noise_seed"])
     write_csv(pd.DataFrame(rows), snakemake.output.distances)
+    write_csv(items, snakemake.output.distance_items)

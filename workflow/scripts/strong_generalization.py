@@ -12,5 +12,8 @@ with script_logging(snakemake.log[0]):
     i = snakemake.input
     train1, _ = load_split_images(i.split1, i.data)
     train2, _ = load_split_images(i.split2, i.data)
-    rows = [strong_generalization_row(i.s1, i.s2, i.g1, i.g2, train1, train2, s) for s in snakemake.params.samplers]
-    write_csv(pd.DataFrame(rows), snakemake.output[0])
+    heldout, _ = load_split_images(i.heldout_split, i.heldout_data)
+    rows, items = zip(*(strong_generalization_row(i.s1, i.s2, i.g1, i.g2, train1, train2, s, heldout)
+                        for s in snakemake.params.samplers))  # fmt: skip
+    write_csv(pd.DataFrame(list(rows)), snakemake.output.table)
+    write_csv(pd.concat(items, ignore_index=True), snakemake.output.per_latent)
