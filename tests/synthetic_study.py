@@ -133,7 +133,8 @@ def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFra
         for sampler in ("euler10", "heun18"):
             strong.append({**p, "sampler": sampler, "n_samples": 8, "s1_s2_cosine": 0.9 - 0.6 * m, "s1_s2_rmse": 0.1 + m,
                            "s1_nn_cosine": 0.5 + 0.5 * m, "s2_nn_cosine": 0.5 + 0.5 * m, "gaussian_s1_s2_cosine": 0.8,
-                           "network_gaussian_cosine": 0.9 - 0.5 * m})  # fmt: skip
+                           "network_gaussian_cosine": 0.9 - 0.5 * m, "s1_s2_centred_cosine": 0.9 - 0.6 * m,
+                           "gaussian_s1_s2_centred_cosine": 0.8, "floor_cosine": 0.5})  # fmt: skip
             n = N_ITEMS["samples"]
             strong_items.append(pd.DataFrame({**p, "sampler": sampler, "item": np.arange(n),
                                               "s1_s2_cosine": _items(rng, n, 0.9 - 0.6 * m, 3 * noise, shared["samples"]),

@@ -95,8 +95,14 @@ def test_generalization_rows_of_copies_and_of_new_samples(tmp_path):
     new = g.uniform(-1, 1, (16, D))
     samples = sample_file(tmp_path / "s.h5", {"network/copies": train.numpy(), "network/new": new})
     gaussian = sample_file(tmp_path / "g.h5", {"gaussian/copies": train.numpy(), "gaussian/new": new + 0.5})
-    rows = {r["sampler"]: r for r in generalization_rows(samples, gaussian, train)}
+    rows, items = generalization_rows(samples, gaussian, train)
+    rows = {r["sampler"]: r for r in rows}
     columns("generalization", list(rows.values()))
+    columns("generalization_items", items.to_dict("records"))
+    per = items.groupby("sampler")["memorized"].mean()
+    assert per["copies"] == rows["copies"]["memorized_fraction"] and per["new"] == rows["new"]["memorized_fraction"]
+    gl = items.groupby("sampler")["nn_ratio"].mean()  # the GL score is the mean of the per-sample ratios
+    assert gl["new"] == pytest.approx(rows["new"]["gl_score"], rel=1e-12)
     assert rows["copies"]["memorized_fraction"] == 1 and rows["copies"]["gl_score"] < 1e-6
     assert rows["copies"]["mean_max_cosine"] == pytest.approx(1) and rows["copies"]["gaussian_rmse"] < 1e-6
     assert rows["new"]["memorized_fraction"] < 0.5 and rows["new"]["gl_score"] > 0.3
@@ -109,12 +115,23 @@ def test_strong_generalization_row_of_identical_and_of_opposite_models(tmp_path)
     train = torch.from_numpy(x)
     one = sample_file(tmp_path / "1.h5", {"network/euler10": x, "gaussian/euler10": x})
     other = sample_file(tmp_path / "2.h5", {"network/euler10": -x, "gaussian/euler10": x})
-    same = strong_generalization_row(one, one, one, one, train, train, "euler10")
+    heldout = torch.from_numpy(g.uniform(-1, 1, (10, D)))
+    same, items = strong_generalization_row(one, one, one, one, train, train, "euler10", heldout)
     assert set(TABLES["strong_generalization"].columns) <= set(same)
+    columns("strong_generalization_items", items.to_dict("records"))
     assert same["s1_s2_cosine"] == pytest.approx(1) and same["s1_s2_rmse"] < 1e-6 and same["s1_nn_cosine"] == pytest.approx(1)
-    opposite = strong_generalization_row(one, other, one, other, train, train, "euler10")
+    assert same["s1_s2_centred_cosine"] == pytest.approx(1) and len(items) == 16
+    assert abs(same["floor_cosine"]) < 0.3  # unrelated uniform images: about 0 (16 pairs of 10 images)
+    opposite, _ = strong_generalization_row(one, other, one, other, train, train, "euler10", heldout)
     assert opposite["s1_s2_cosine"] == pytest.approx(-1) and opposite["gaussian_s1_s2_cosine"] == pytest.approx(1)
+    assert opposite["s1_s2_centred_cosine"] == pytest.approx(-1)
     assert opposite["network_gaussian_cosine"] == pytest.approx(0)  # (1 + (−1)) / 2
+    # a shared dark level: plain cosine high, mean-removed cosine of unrelated content about 0
+    bg = np.full(D, -0.8)
+    a, b = bg + 0.3 * g.standard_normal((16, D)), bg + 0.3 * g.standard_normal((16, D))
+    one_bg, other_bg = (sample_file(tmp_path / f"{n}.h5", {"network/euler10": v, "gaussian/euler10": v}) for n, v in (("a", a), ("b", b)))
+    bg_row, _ = strong_generalization_row(one_bg, other_bg, one_bg, other_bg, train, train, "euler10", heldout)
+    assert bg_row["s1_s2_cosine"] > 0.8 and abs(bg_row["s1_s2_centred_cosine"]) < 0.15
 
 
 def test_teleporting_the_gaussian_model_stays_on_its_own_flow(gaussian):

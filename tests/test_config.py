@@ -22,6 +22,12 @@ def test_shipped_configs_validate(path):
     Study(cfg)
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")))
+def test_shipped_configs_do_not_depend_on_the_development_data(path):
+    """Users do not have ../shared: no shipped config may point into it."""
+    assert "shared/" not in path.read_text(), path
+
+
 def test_defaults_filled():
     cfg = validate_config(base())
     assert cfg["splits"]["seed"] == 0

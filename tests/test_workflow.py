@@ -57,6 +57,19 @@ def test_default_config_dry_run(tmp_path):
     assert "fit_gaussian" in proc.stdout and "prepare_dataset" in proc.stdout
 
 
+MNIST_NPZ = ROOT.parent / "shared" / "data" / "mnist" / "mnist_uint8.npz"
+
+
+@pytest.mark.skipif(not MNIST_NPZ.exists(), reason="the shared MNIST copy is not on this machine")
+def test_mnist_study_plans_with_the_shared_copy_by_override(tmp_path):
+    """config/mnist.yaml reads torchvision's layout; a test (or a user) points it at another copy."""
+    cfg = yaml.safe_load((ROOT / "config" / "mnist.yaml").read_text())
+    cfg["dataset"] = {"name": "mnist14", "source": "npz", "path": str(MNIST_NPZ), "images_key": "x_train",
+                      "labels_key": "y_train", "resolution": 14}  # fmt: skip
+    proc = snakemake(tmp_path, "-n", "--cores", "2", config=cfg)
+    assert "prepare_dataset" in proc.stdout and "train" in proc.stdout and "claims" in proc.stdout
+
+
 def test_lint_is_clean():
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint", "--cores", "1"], cwd=ROOT, capture_output=True, text=True

@@ -3,7 +3,10 @@ only from the tidy tables and the stored samples.
 
 Conventions (the reviewers' requests): σ on a log axis; one continuous colormap with a colorbar
 when one parameter is swept; normalized errors next to raw RMSE; images shown on a fixed scale,
-clamped to [-1, 1] (never stretched per image); mean ± std bands when several seeds exist.
+clamped to [-1, 1] (never stretched per image); mean ± std bands when several seeds exist;
+95% intervals over the held-out inputs / samples where the per-item tables are drawn; noise
+levels outside the trained window of the plotted checkpoints (those the claims leave out,
+:func:`hiddengauss.edm.trained_sigmas`) shaded grey.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
+from .edm import trained_sigmas  # noqa: E402
 from .gaussian import effective_rank, wiener_shrinkage  # noqa: E402
 from .io import read_array  # noqa: E402
 from .memorization import nearest_neighbours  # noqa: E402
@@ -142,6 +146,44 @@ def band(ax, frame: pd.DataFrame, x: str, y: str, **style) -> None:
         ax.fill_between(m.index, (m - s).values, (m + s).values, color=style.get("color"), alpha=0.2, lw=0)
 
 
+def item_band(ax, items: pd.DataFrame, x: str, y: str, **style) -> None:
+    """Mean over items as a line, with its 95% interval (mean ± 1.96 standard errors over the
+    items: held-out inputs or samples) as a band."""
+    g = items.groupby(x)[y]
+    m, se = g.mean(), g.std() / np.sqrt(g.count())
+    ax.plot(m.index, m.values, **style)
+    ax.fill_between(m.index, (m - 1.96 * se).values, (m + 1.96 * se).values, color=style.get("color"), alpha=0.2, lw=0)
+
+
+def trained_window(runs: pd.DataFrame) -> tuple[float, float] | None:
+    """(smallest, largest) σ that every checkpoint of ``runs`` was trained at, or None when the
+    runs table lacks the images seen or σ distribution."""
+    if not {"images_seen", "p_mean", "p_std"} <= set(runs.columns) or runs.empty:
+        return None
+    grid = np.geomspace(1e-4, 1e3, 2000)
+    keep = np.ones_like(grid, dtype=bool)
+    for r in runs.drop_duplicates(["run_id", "epoch"]).itertuples():
+        keep &= trained_sigmas(grid, r.images_seen, r.p_mean, r.p_std)
+    return (float(grid[keep].min()), float(grid[keep].max())) if keep.any() else (np.nan, np.nan)
+
+
+def shade_untrained(ax, window: tuple[float, float] | None) -> None:
+    """Shade the σ outside the trained window grey (the claims leave them out)."""
+    if window is None:
+        return
+    lo, hi = ax.get_xlim()
+    wlo, whi = window
+    style = dict(color="0.85", alpha=0.6, lw=0, zorder=0)
+    if not np.isfinite(wlo):
+        ax.axvspan(lo, hi, **style)
+    else:
+        if wlo > lo:
+            ax.axvspan(lo, wlo, **style, label="outside the trained σ window")
+        if whi < hi:
+            ax.axvspan(whi, hi, **style)
+    ax.set_xlim(lo, hi)
+
+
 def sigma_axis(ax, ylabel: str) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("noise level σ")
@@ -209,6 +251,9 @@ def linearity_figure(data: FigureData):
             band(axes[i, 3], rows, "sigma", m, color=acolor(a), lw=1.4)
     for i, m in enumerate(("cosine", "normalized difference (nMSE)")):
         sigma_axis(axes[i, 3], m)
+    window = trained_window(runs)
+    for ax in axes.ravel():
+        shade_untrained(ax, window)
     axes[0, 3].set_title(f"a sweep, N = {int(largest['dataset_size'])} (noisy inputs)", fontsize=10)
     colorbar(fig, asm, axes[:, 3], "mixing a (α = √a, β = √(1−a))")
     fig.suptitle("Linearity of trained denoisers: D(αx₁+βx₂) vs αD(x₁)+βD(x₂)")
@@ -237,6 +282,8 @@ def linear_vs_gaussian_figure(data: FigureData):
         sigma_axis(axes[0, j], "RMSE per pixel")
         sigma_axis(axes[1, j], "nMSE  ‖D₁−D₂‖/‖D₁‖")
         axes[0, j].set_yscale("log")
+        for i in range(2):
+            shade_untrained(axes[i, j], trained_window(runs[runs["arch"] == arch]))
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("Distilled linear denoiser vs Gaussian (Wiener) denoiser vs network, held-out inputs")
     return fig
@@ -338,26 +385,31 @@ def sweep_figure(data: FigureData):
     runs = data.experiment(experiment)
     if experiment != "training_epochs":
         runs = last_checkpoints(runs)
-    dist = merge_runs(data.table("denoiser_distances"), runs)
+    dist = merge_runs(data.table("distance_items"), runs)
     dist = dist[dist["pair"] == "network-gaussian"]
     color, sm = sweep_colors(runs[column], o["cmap"])
     fig = plt.figure(figsize=(16, 5 + 0.55 * 2 * runs[column].nunique()), constrained_layout=True)
     top, bottom = fig.subfigures(2, 1, height_ratios=[4.2, 0.55 * 2 * runs[column].nunique() + 0.8])
     axes = top.subplots(1, 3)
     for v, rows in dist.groupby(column):
-        band(axes[0], rows, "sigma", "rmse", color=color(v), lw=1.4)
-        band(axes[1], rows, "sigma", "nmse", color=color(v), lw=1.4)
-    sigma_axis(axes[0], "RMSE(network, Gaussian) per pixel")
+        item_band(axes[0], rows, "sigma", "rms", color=color(v), lw=1.4)
+        item_band(axes[1], rows, "sigma", "nmse", color=color(v), lw=1.4)
+    sigma_axis(axes[0], "E_x RMS(network − Gaussian) per pixel (Eq. 8)")
     sigma_axis(axes[1], "nMSE(network, Gaussian)")
     axes[0].set_yscale("log")
     axes[1].set_yscale("log")
+    for ax in axes[:2]:
+        shade_untrained(ax, trained_window(runs))
+    axes[1].legend(fontsize=8, loc="lower left")
     top.get_layout_engine().set(wspace=0.12)
     axes[0].set_title("distance to the Gaussian denoiser of the same training set", fontsize=10)
     colorbar(top, sm, axes[:2], label)
     gen = merge_runs(data.table("generalization"), runs)
     gen = gen[gen["sampler"] == (o["sampler"] if (gen["sampler"] == o["sampler"]).any() else gen["sampler"].iloc[0])]
     ax = axes[2]
-    band(ax, gen, column, "memorized_fraction", color="tab:red", marker="o", label="memorized fraction")
+    items = merge_runs(data.table("generalization_items"), runs)
+    items = items[items["sampler"] == gen["sampler"].iloc[0]]
+    item_band(ax, items, column, "memorized", color="tab:red", marker="o", label="memorized fraction (95% interval)")
     band(ax, gen, column, "gl_score", color="tab:blue", marker="s", label="GL score (NN distance / norm)")
     ax.set(xscale="log", xlabel=label, ylabel="fraction / score", ylim=(-0.03, max(1.03, 1.05 * gen["gl_score"].max())))
     ax.set_title(f"memorization of {int(gen['n_samples'].iloc[0])} samples ({gen['sampler'].iloc[0]})", fontsize=10)
@@ -412,16 +464,23 @@ def strong_generalization_figure(data: FigureData):
         (nn1, g1, x1), (nn2, g2, x2) = rows
         show_grid(ax, [nn1, g1, x1, x2, g2, nn2], shape, ["NN in S1", "Gaussian(S1)", "model(S1)", "model(S2)", "Gaussian(S2)", "NN in S2"],
                   f"{p['kind']}: N = {int(p['dataset_size'])} per split, scale {int(p['model_scale'])}\n"
-                  f"epoch {int(p['epoch'])}, S1-S2 cosine {p['s1_s2_cosine']:.2f}")  # fmt: skip
+                  f"epoch {int(p['epoch'])}, S1-S2 mean-removed cosine {p['s1_s2_centred_cosine']:.2f}")  # fmt: skip
     ax = bottom.subplots()
     labels = [f"{k}\nN={int(n_)}, c{int(c)}, e{int(e)}" for k, n_, c, e in
               zip(table["kind"], table["dataset_size"], table["model_scale"], table["epoch"])]  # fmt: skip
     pos = np.arange(n)
-    for i, (col, name) in enumerate((("s1_s2_cosine", "model(S1) vs model(S2)"), ("gaussian_s1_s2_cosine", "Gaussian(S1) vs Gaussian(S2)"),
-                                     ("network_gaussian_cosine", "model vs its Gaussian"), ("s1_nn_cosine", "model(S1) vs nearest S1 image"))):  # fmt: skip
-        ax.bar(pos + (i - 1.5) * 0.2, table[col], width=0.2, label=name)
+    items = data.table("strong_generalization_items")
+    items = items[items["sampler"] == s]
+    for i, (col, name) in enumerate((("s1_s2_cosine", "model(S1) vs model(S2)"),
+                                     ("gaussian_s1_s2_cosine", "Gaussian(S1) vs Gaussian(S2)"))):  # fmt: skip
+        g = items.groupby("pair_id")[col]
+        m, half = g.mean().loc[table["pair_id"]], 1.96 * (g.std() / np.sqrt(g.count())).loc[table["pair_id"]]
+        ax.bar(pos + (i - 0.5) * 0.35, m.values, yerr=half.values, capsize=3, width=0.35, label=name)
+    floor = items.groupby("pair_id")["floor_cosine"].mean().mean()
+    ax.axhline(floor, color="0.3", ls="--", lw=1, label=f"unrelated held-out pairs (floor {floor:.2f})")
     ax.set_xticks(pos, labels, fontsize=8)
-    ax.set(ylabel=f"mean cosine, same latents ({s})", ylim=(0, 1.05))
+    ax.set(ylabel=f"mean-removed cosine, same latents ({s}), 95% interval",
+           ylim=(min(0, floor - 0.05, float(items["s1_s2_cosine"].groupby(items["pair_id"]).mean().min()) - 0.05), 1.05))
     ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.grid(alpha=0.3, axis="y", lw=0.5)
     fig.suptitle("Fig 9 - strong generalization: models trained on disjoint halves S1, S2")
