@@ -52,6 +52,7 @@ RANK_THRESHOLD = 0.5  # |Spearman ρ| beyond which a trend counts (with its perm
 LINEAR_GAUSSIAN_NMSE = 0.2  # "D_L ≈ D_G": the worst trained σ within 20% of the linear map's norm
 DEPARTURE_RATIO = 1.5  # "the match breaks": memorizing checkpoints at least 1.5x further from D_G
 ID_COLUMNS = ["run_id", "epoch"]
+NO_SIGMA = "n/a (samples, no sigma aggregate)"  # sigma_window of the claims measured on samples
 
 COLUMNS = ["claim_id", "claim", "statistic", "value", "ci_low", "ci_high", "threshold", "p_value", "verdict",
            "holds", "n", "sigma_window", "checkpoints", "note"]  # fmt: skip
@@ -271,16 +272,22 @@ def gaussian_gap_grows_with_scale(ev: Evidence) -> dict:
                       "model_scale", "model_scale", ">")  # fmt: skip
 
 
+def _memorization_trend(ev, cid, claim, experiment, column, final_only) -> dict:
+    """Spearman ρ(column, memorized fraction) over the post-warm-up checkpoints of ``experiment``."""
+    stat = f"Spearman rho({column.replace('_', ' ')}, memorized fraction), " + (
+        "final checkpoints" if final_only else "post-warm-up checkpoints")  # fmt: skip
+    u, n_warm = units(ev, experiment, final_only=final_only)
+    if u.empty:
+        return _missing(cid, claim, stat, RANK_THRESHOLD, ">", f"{experiment} experiment not configured")
+    x, y = by_value(ev, u, memorized(ev, u), column)
+    return _rank_row(ev, cid, claim, stat, x, y, ">", NO_SIGMA, u, _warmup_note(n_warm))
+
+
 def memorization_grows_with_scale(ev: Evidence) -> dict:
     """Fig 7 (paper_spec §4): at N = 1094, scales 64/128 memorize and smaller ones give novel but
     blurrier samples. The memorized fraction's rank correlation with the scale tests the order."""
-    cid, claim = "memorization_grows_with_scale", "at fixed small data, bigger models memorize"
-    stat = "Spearman rho(model scale, memorized fraction), final checkpoints"
-    u, n_warm = units(ev, "model_scale", final_only=True)
-    if u.empty:
-        return _missing(cid, claim, stat, RANK_THRESHOLD, ">", "model_scale experiment not configured")
-    x, y = by_value(ev, u, memorized(ev, u), "model_scale")
-    return _rank_row(ev, cid, claim, stat, x, y, ">", "", u, _warmup_note(n_warm))
+    return _memorization_trend(ev, "memorization_grows_with_scale", "at fixed small data, bigger models memorize",
+                               "model_scale", "model_scale", final_only=True)  # fmt: skip
 
 
 def _fixed_n_units(ev: Evidence) -> tuple[pd.DataFrame, int, str]:
@@ -389,13 +396,8 @@ def early_training_is_gaussian(ev: Evidence) -> dict:
 def memorization_grows_with_epochs(ev: Evidence) -> dict:
     """Fig 8: later epochs memorize. Rank correlation of the memorized fraction with the epoch,
     over post-warm-up checkpoints."""
-    cid, claim = "memorization_grows_with_epochs", "memorization sets in later in training"
-    stat = "Spearman rho(epoch, memorized fraction), post-warm-up checkpoints"
-    u, n_warm = units(ev, "training_epochs", final_only=False)
-    if u.empty:
-        return _missing(cid, claim, stat, RANK_THRESHOLD, ">", "training_epochs experiment not configured")
-    x, y = by_value(ev, u, memorized(ev, u), "epoch")
-    return _rank_row(ev, cid, claim, stat, x, y, ">", "", u, _warmup_note(n_warm))
+    return _memorization_trend(ev, "memorization_grows_with_epochs", "memorization sets in later in training",
+                               "training_epochs", "epoch", final_only=False)  # fmt: skip
 
 
 def _pair_agreement(ev: Evidence) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
@@ -445,13 +447,13 @@ def strong_generalization(ev: Evidence) -> list[dict]:
     if len(sizes) >= 2:
         big, small = full[full["dataset_size"] == sizes[-1]], full[full["dataset_size"] == sizes[0]]
         both = pd.concat([big, small])
-        out.append(_row(*c1, 0.0, ">", mean_of(big, agree) - mean_of(small, agree), None, len(both), True, "",
+        out.append(_row(*c1, 0.0, ">", mean_of(big, agree) - mean_of(small, agree), None, len(both), True, NO_SIGMA,
                         " ".join(both["pair_id"]), ref))  # fmt: skip
     else:
         out.append(_missing(*c1, 0.0, ">", "needs fully trained pairs at two sizes"))
     if sizes:
         big = full[full["dataset_size"] == sizes[-1]]
-        out.append(_row(*c2, 0.0, ">", mean_of(big, agree) - mean_of(big, floor), None, len(big), True, "",
+        out.append(_row(*c2, 0.0, ">", mean_of(big, agree) - mean_of(big, floor), None, len(big), True, NO_SIGMA,
                         " ".join(big["pair_id"]), ref))  # fmt: skip
     else:
         out.append(_missing(*c2, 0.0, ">", "no fully trained pair"))
@@ -463,7 +465,7 @@ def strong_generalization(ev: Evidence) -> list[dict]:
     else:
         gains = np.stack([mean_of(r, agree) - mean_of(smallest, agree) for _, r in remedies.groupby("kind")])
         kinds = ", ".join(f"{k}: {g:+.3g}" for k, g in zip(sorted(remedies["kind"].unique()), gains[:, 0]))
-        out.append(_row(*c3, 0.0, ">", gains.min(0), None, len(remedies), True, "",
+        out.append(_row(*c3, 0.0, ">", gains.min(axis=0), None, len(remedies), True, NO_SIGMA,
                         " ".join(pd.concat([remedies, smallest])["pair_id"]), f"gain per remedy: {kinds}; {ref}"))  # fmt: skip
     return out
 
