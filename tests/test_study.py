@@ -43,13 +43,18 @@ def test_study_subsets_and_count_check():
 def test_shared_runs_are_trained_once_and_evaluated_where_needed():
     study = shipped("config")
     runs = study.runs
-    assert len(runs) == 14  # 4 sizes + 3 more scales + 1 epochs(shared) + 2 pairs + 1 small-scale twin + 3 archs (1 shared)
-    for exp in ("dataset_size", "model_scale", "training_epochs", "strong_generalization"):
+    assert len(runs) == 16  # 4 sizes + 4 scales at N=32 (epochs shared) + 3 pair halves + 2 small-scale halves + 3 archs
+    for exp in ("dataset_size", "strong_generalization"):
         assert "ncsnpp_c32_n16_s0" in {m.run.id for m in study.experiments[exp]}
+    for exp in ("model_scale", "training_epochs"):  # one run shared by the two fixed-N experiments
+        assert "ncsnpp_c32_n32_s0" in {m.run.id for m in study.experiments[exp]}
     main = runs["ncsnpp_c32_n16_s0"]
     assert study.final_epoch(main) == 3125  # 50 kimg / 16 images
     assert 500 in study.checkpoint_epochs(main) and study.checkpoint_epochs(main)[-1] == 3125
-    assert study.evaluated_epochs(main) == study.checkpoint_epochs(main)  # the training-epochs run: all
+    assert study.evaluated_epochs(main) == [500, 3125]  # the early stop and the final checkpoint
+    epochs_run = runs["ncsnpp_c32_n32_s0"]
+    assert study.evaluated_epochs(epochs_run) == study.checkpoint_epochs(epochs_run)  # the training-epochs run: all
+    assert study.evaluated_epochs(epochs_run)[0] == 100  # after its warm-up (78 epochs)
     assert study.evaluated_epochs(runs["ncsnpp_c32_n256_s0"]) == [195]
     kinds = {p["kind"] for p in study.pairs()}
     assert kinds == {"full", "small_scale", "early_stop"}
@@ -119,7 +124,7 @@ def test_figures_follow_the_configured_experiments():
     assert study.figure_samples("linearity") == []
     assert study.figure_options("same_noise_samples")["showcase"] == ["ncsnpp_c4_n128_s0", 16]
     assert study.figure_options("linearity") == {**study.config["figures"], "experiment": "dataset_size"}
-    assert study.figure_subsets("same_noise_samples") == ["n128"] and study.claims_tables()[-1] == "strong_generalization"
+    assert study.figure_subsets("same_noise_samples") == ["n128"] and study.claims_tables()[-1] == "strong_generalization_items"
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     only = Study(validate_config({**cfg, "experiments": {"dataset_size": cfg["experiments"]["dataset_size"]}}))
     assert only.figures() == sorted(["dataset_size", "gaussian_structure", "linear_vs_gaussian", "linearity",
@@ -137,7 +142,9 @@ def test_linear_samplers_are_decided_when_the_dag_is_planned():
 def test_experiment_rows_list_every_evaluated_checkpoint_under_each_experiment():
     study = shipped("smoke")
     rows = study.experiment_rows()
-    assert list(rows[0]) == list(TABLES["runs"].columns[:10])
+    assert list(rows[0]) == list(TABLES["runs"].columns[:13])
+    n16 = next(r for r in rows if r["run_id"] == "ncsnpp_c8_n16_s0")
+    assert n16["warmup_images"] == pytest.approx(0.05 * 2000) and (n16["p_mean"], n16["p_std"]) == (-1.2, 1.2)
     assert {r["experiment"] for r in rows} == set(study.experiments)
     early = [r for r in rows if r["checkpoint"] == "early_stop"]
     assert {r["epoch"] for r in early} == {10} and {r["subset"] for r in early} == {"n16", "n16s2"}
