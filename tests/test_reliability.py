@@ -228,3 +228,16 @@ def test_tables_of_a_run_hold_no_nan(tmp_path):
     require_finite({"t": ok})
     with pytest.raises(NonFiniteTableError, match=r"table t: column 'rmse' has 1 non-finite value \(first at row 1: sigma=1\.0, run_id=b\)"):
         require_finite({"t": ok.assign(rmse=[0.5, np.nan])})
+
+
+def test_workflow_scripts_import_this_checkouts_package_before_any_installed_copy(tmp_path):
+    """Snakemake appends the parent's sys.path (site-packages, where an editable install of
+    another checkout puts its src) before this checkout's src: _src must still put its own first."""
+    other = tmp_path / "other_checkout" / "hiddengauss"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("WHERE = 'other checkout'\n")
+    code = (f"import sys; sys.path[:0] = [{str(other.parent)!r}]; "
+            f"sys.path.extend([{str(ROOT / 'src')!r}, {str(ROOT / 'workflow' / 'scripts')!r}]); "
+            "import _src, hiddengauss; print(hiddengauss.__file__)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip().startswith(str(ROOT / "src")), out.stdout

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 SRC = str(Path(workflow.basedir) / "src")
-if SRC not in sys.path:
+if sys.path[0] != SRC:  # this checkout's package first, before any installed copy
     sys.path.insert(0, SRC)
 
 from snakemake.logging import logger

@@ -5,5 +5,5 @@ import sys
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
+if sys.path[0] != SRC:  # first, even when Snakemake already appended it after site-packages, so that
+    sys.path.insert(0, SRC)  # an installed copy from another checkout (an editable .pth) never wins
