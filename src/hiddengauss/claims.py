@@ -310,6 +310,24 @@ def _regimes(ev: Evidence, u: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     return frame[frame["mem"] <= GENERALIZING], frame[frame["mem"] >= MEMORIZING]
 
 
+def _fixed_n_regimes(ev: Evidence) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Generalizing and memorizing post-warm-up checkpoints at the fixed N (``_fixed_n_units``)
+    and the note naming the N and the warm-up checkpoints left out ("" when not configured)."""
+    u, n_warm, note = _fixed_n_units(ev)
+    if u.empty:
+        return u, u, ""
+    good, bad = _regimes(ev, u)
+    return good, bad, "; ".join(t for t in (note, _warmup_note(n_warm)) if t)
+
+
+def _linear_gaussian_in_window(ev: Evidence, u: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """``linear_gaussian_distance`` over the σ every checkpoint of ``u`` was trained at, that
+    window, and its text for the row."""
+    sig = ev.tables["distance_items"]["sigma"]
+    window = sigma_window(u, sig)
+    return linear_gaussian_distance(ev, u, window), window, window_text(window, sig)
+
+
 def linear_is_gaussian_when_generalizing(ev: Evidence) -> dict:
     """Rebuttal: "our results demonstrate that the best linear approximation of the nonlinear
     diffusion models are nearly identical to the Gaussian models", and "when the diffusion model
@@ -320,18 +338,14 @@ def linear_is_gaussian_when_generalizing(ev: Evidence) -> dict:
     cid, claim = "linear_is_gaussian_when_generalizing", "the distilled linear denoiser matches the Gaussian denoiser when the model generalizes"
     stat = (f"mean over generalizing checkpoints (memorized fraction <= {GENERALIZING}) at fixed N of the worst "
             f"trained sigma of nMSE(linear, Gaussian)")  # fmt: skip
-    u, n_warm, note = _fixed_n_units(ev)
-    if u.empty:
+    good, bad, note = _fixed_n_regimes(ev)
+    if not note:
         return _missing(cid, claim, stat, LINEAR_GAUSSIAN_NMSE, "<", "model_scale / training_epochs experiments not configured")
-    good, _ = _regimes(ev, u)
     if good.empty:
         return _missing(cid, claim, stat, LINEAR_GAUSSIAN_NMSE, "<", f"{note}: no generalizing checkpoint")
-    sig = ev.tables["distance_items"]["sigma"]
-    window = sigma_window(good, sig)
-    per = linear_gaussian_distance(ev, good, window)
-    notes = "; ".join(t for t in (note, _warmup_note(n_warm)) if t)
+    per, window, wtext = _linear_gaussian_in_window(ev, good)
     return _row(cid, claim, stat, LINEAR_GAUSSIAN_NMSE, "<", per.mean(axis=0).to_numpy(), None, len(per), window.size > 0,
-                window_text(window, sig), checkpoints_text(good), notes)  # fmt: skip
+                wtext, checkpoints_text(good), note)  # fmt: skip
 
 
 def linear_departs_when_memorizing(ev: Evidence) -> dict:
@@ -343,22 +357,18 @@ def linear_departs_when_memorizing(ev: Evidence) -> dict:
     cid, claim = "linear_departs_when_memorizing", "the linear-Gaussian match breaks when the model memorizes"
     stat = (f"worst trained sigma of nMSE(linear, Gaussian) at fixed N: mean over memorizing checkpoints (memorized "
             f"fraction >= {MEMORIZING}) / mean over generalizing ones (<= {GENERALIZING})")  # fmt: skip
-    u, n_warm, note = _fixed_n_units(ev)
-    if u.empty:
+    good, bad, note = _fixed_n_regimes(ev)
+    if not note:
         return _missing(cid, claim, stat, DEPARTURE_RATIO, ">", "model_scale / training_epochs experiments not configured")
-    good, bad = _regimes(ev, u)
     if good.empty or bad.empty:
         return _missing(cid, claim, stat, DEPARTURE_RATIO, ">",
                         f"{note}: needs both memorizing and generalizing checkpoints "
                         f"({len(bad)} memorizing, {len(good)} generalizing)")  # fmt: skip
     both = pd.concat([good, bad])
-    sig = ev.tables["distance_items"]["sigma"]
-    window = sigma_window(both, sig)
-    per = linear_gaussian_distance(ev, both, window)
+    per, window, wtext = _linear_gaussian_in_window(ev, both)
     ratio = restrict(per, bad).mean(axis=0).to_numpy() / restrict(per, good).mean(axis=0).to_numpy()
-    notes = "; ".join(t for t in (note, f"memorizing: {checkpoints_text(bad)}", _warmup_note(n_warm)) if t)
     return _row(cid, claim, stat, DEPARTURE_RATIO, ">", ratio, None, len(both), window.size > 0,
-                window_text(window, sig), checkpoints_text(both), notes)  # fmt: skip
+                wtext, checkpoints_text(both), f"{note}; memorizing: {checkpoints_text(bad)}")  # fmt: skip
 
 
 def early_training_is_gaussian(ev: Evidence) -> dict:
