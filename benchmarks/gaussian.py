@@ -3,6 +3,8 @@
     python benchmarks/gaussian.py fit     [--n 70000 --d 12288 --chunk 2048]
     python benchmarks/gaussian.py sample  [--d 12288 --n-samples 64]
     python benchmarks/gaussian.py nn      [--n 70000 --d 12288 --n-samples 10000 --naive 16]
+    python benchmarks/gaussian.py dual    [--n 1094 --d 12288]
+    python benchmarks/gaussian.py grid    [--d 12288 --sizes 68,137,1094,8750,35000,70000]
 
 fit:    mean and covariance streamed from synthetic uint8 images (seeded, generated chunk by
         chunk, so the data never sit in memory) with the pipeline's float64 accumulator, then
@@ -11,6 +13,11 @@ fit:    mean and covariance streamed from synthetic uint8 images (seeded, genera
         against a full ``addmm``.
 sample: the exact probability-flow solution against an 18-step Heun solve with the Wiener
         denoiser, same latents: time of each and their largest difference.
+dual:   N < d: the Gram-matrix fit (N × N eigh) against the covariance fit (d × d eigh) on the
+        same N images, in one process (the Gram fit first: ru_maxrss only grows, so each peak is
+        read after its own fit); time, peak memory and the largest D_G difference per σ of G10.
+grid:   every size of a grid fitted with ``method=auto`` (what the pipeline does): time, peak
+        memory and the path taken per size; run once per process, smallest first.
 nn:     exact nearest training image of every sample with the pipeline's chunked search
         against a naive per-sample loop (timed on --naive samples, extrapolated).
 
@@ -31,7 +38,8 @@ from scipy.linalg.blas import dsyrk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from hiddengauss.gaussian import GaussianModel, eigendecompose, empirical_mean_covariance  # noqa: E402
+from hiddengauss.gaussian import GaussianModel, eigendecompose, empirical_mean_covariance, fit_gaussian  # noqa: E402
+from hiddengauss.schedules import sigma_grid  # noqa: E402
 from hiddengauss.memorization import nearest_neighbours  # noqa: E402
 from hiddengauss.sampling import PRESETS, sample, seeded_latents  # noqa: E402
 from machine import describe, peak_rss_mb  # noqa: E402  (benchmarks/machine.py)
@@ -134,21 +142,60 @@ def stage_nn(a) -> dict:
             "data_mb": (train.numel() + x.numel()) * 4 / 2**20}  # fmt: skip
 
 
+def _timed_fit(n: int, d: int, chunk: int, method: str) -> tuple[GaussianModel, float]:
+    t0 = time.perf_counter()
+    model = fit_gaussian(synthetic_chunks(n, d, chunk), (d,), method=method)
+    return model, time.perf_counter() - t0
+
+
+def stage_dual(a) -> dict:
+    base = peak_rss_mb()
+    t0 = time.perf_counter()
+    gen = sum(c.shape[0] for c in synthetic_chunks(a.n, a.d, a.chunk))
+    t_gen = time.perf_counter() - t0
+    gram, t_gram = _timed_fit(a.n, a.d, a.chunk, "gram")
+    peak_gram = peak_rss_mb() - base
+    cov, t_cov = _timed_fit(a.n, a.d, a.chunk, "covariance")
+    peak_cov = peak_rss_mb() - base
+    probe = torch.from_numpy(next(synthetic_chunks(16, a.d, 16, seed=1)))
+    diffs = {f"{s:.4g}": float((gram.denoise(probe, float(s)) - cov.denoise(probe, float(s))).abs().max())
+             for s in sigma_grid("G10")}  # fmt: skip
+    return {"n": a.n, "d": a.d, "data_generation_s": t_gen, "gram_s": t_gram, "covariance_s": t_cov,
+            "speedup": t_cov / t_gram, "speedup_without_generation": (t_cov - t_gen) / (t_gram - t_gen),
+            "gram_peak_mb_above_start": peak_gram, "covariance_peak_mb_above_start": peak_cov,
+            "gram_rank": int(gram.eigenvalues.numel()), "top_eigenvalue": [float(gram.eigenvalues[0]), float(cov.eigenvalues[0])],
+            "max_abs_denoiser_diff_per_sigma": diffs}  # fmt: skip
+
+
+def stage_grid(a) -> dict:
+    rows = []
+    for n in sorted(int(v) for v in a.sizes.split(",")):
+        base = peak_rss_mb()
+        model, t = _timed_fit(n, a.d, a.chunk, "auto")
+        rows.append({"n": n, "path": "gram" if model.eigenvalues.numel() < a.d else "covariance", "seconds": t,
+                     "peak_mb_above_start": peak_rss_mb() - base})  # fmt: skip
+        print(rows[-1], flush=True)
+        del model
+    return {"d": a.d, "fits": rows, "total_s": sum(r["seconds"] for r in rows),
+            "note": "peaks are process peaks above the start of each fit (sizes run smallest first)"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["fit", "sample", "nn"])
+    p.add_argument("stage", choices=["fit", "sample", "nn", "dual", "grid"])
     p.add_argument("--n", type=int, default=70000)
     p.add_argument("--d", type=int, default=12288)
     p.add_argument("--chunk", type=int, default=2048)
     p.add_argument("--n-samples", type=int, default=None)
     p.add_argument("--naive", type=int, default=16)
+    p.add_argument("--sizes", default="68,137,1094,8750,35000,70000", help="grid: training-set sizes")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cpu", action="store_true", help="nn: stay on the CPU even with a GPU")
     p.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/out/gaussian-<stage>.json)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    a.n_samples = a.n_samples or {"fit": 0, "sample": 64, "nn": 10000}[a.stage]
-    result = {"fit": stage_fit, "sample": stage_sample, "nn": stage_nn}[a.stage](a)
+    a.n_samples = a.n_samples or {"fit": 0, "sample": 64, "nn": 10000, "dual": 0, "grid": 0}[a.stage]
+    result = {"fit": stage_fit, "sample": stage_sample, "nn": stage_nn, "dual": stage_dual, "grid": stage_grid}[a.stage](a)
     out = a.out or OUT / f"gaussian-{a.stage}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": describe(), "command": sys.argv, "result": result}, indent=1))

@@ -27,6 +27,8 @@ def run_script(*args, cwd=ROOT):
         ("fit", ["--n", "300", "--d", "48", "--chunk", "64"]),
         ("sample", ["--d", "48", "--n-samples", "8"]),
         ("nn", ["--n", "500", "--d", "48", "--n-samples", "40", "--naive", "5"]),
+        ("dual", ["--n", "30", "--d", "48", "--chunk", "16"]),
+        ("grid", ["--d", "48", "--sizes", "20,100", "--chunk", "16"]),
     ],
 )
 def test_gaussian_benchmark_stages(tmp_path, stage, args):
@@ -40,6 +42,11 @@ def test_gaussian_benchmark_stages(tmp_path, stage, args):
     elif stage == "sample":
         # Heun's discretization error: present (the two solvers differ) but small (0.03 measured)
         assert r["max_abs_diff"] < 0.5 and 0 < r["rmse"] < 0.1
+    elif stage == "dual":  # the two fits agree (D_G) and the Gram basis spans the N - 1 directions
+        assert r["gram_rank"] == 29 and max(r["max_abs_denoiser_diff_per_sigma"].values()) < 1e-7
+        assert abs(r["top_eigenvalue"][0] - r["top_eigenvalue"][1]) < 1e-9 * r["top_eigenvalue"][1]
+    elif stage == "grid":
+        assert [(f["n"], f["path"]) for f in r["fits"]] == [(20, "gram"), (100, "covariance")]
     else:
         assert r["n_samples"] == 40 and r["speedup"] > 0
 

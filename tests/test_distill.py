@@ -1,5 +1,6 @@
 """Linear distillation: the closed form, the official SGD procedure and the eigenbasis diagonal."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,3 +119,17 @@ def test_linear_maps_round_trip_and_refuse_unfitted_sigmas(tmp_path):
     save_linear_maps(tmp_path / "n.h5", maps, store="none")
     with pytest.raises(ValueError, match="keeps no weights"):
         load_linear_maps(tmp_path / "n.h5")
+
+
+def test_eigenbasis_diagonal_of_a_span_basis_equals_the_full_basis():
+    from hiddengauss.gaussian import fit_gaussian
+
+    x = np.random.default_rng(3).normal(size=(9, 20)) * np.geomspace(1, 0.1, 20)
+    full, dual = fit_gaussian([x], (1, 4, 5), method="covariance"), fit_gaussian([x], (1, 4, 5), method="gram")
+    w = torch.from_numpy(np.random.default_rng(4).normal(size=(20, 20)))
+    one = eigenbasis_diagonal(w, full.eigenvectors, full.eigenvalues)
+    two = eigenbasis_diagonal(w, dual.eigenvectors, dual.eigenvalues)
+    assert two.shape == (20,)
+    torch.testing.assert_close(two, one, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="needs its eigenvalues"):
+        eigenbasis_diagonal(w, dual.eigenvectors)

@@ -177,3 +177,61 @@ def test_save_load_roundtrip(tmp_path):
 def test_empty_data_is_an_error():
     with pytest.raises(ValueError, match="empty"):
         empirical_mean_covariance([np.zeros((0, 4))])
+
+
+def _few_images(n, d, seed=8):
+    """n < d images with a decaying spectrum and an offset mean (rank n − 1)."""
+    g = np.random.default_rng(seed)
+    return g.normal(size=(n, d)) * np.geomspace(2, 0.01, d) + g.normal(size=d)
+
+
+@pytest.mark.parametrize("n", [2, 7, 40])
+def test_gram_fit_gives_the_covariance_fits_denoiser_and_ode_map(n):
+    d = 48
+    x = _few_images(n, d)
+    chunks = [x[i : i + 16] for i in range(0, n, 16)]
+    full = fit_gaussian(chunks, (3, 4, 4), method="covariance")
+    dual = fit_gaussian(chunks, (3, 4, 4))  # auto: N < d takes the Gram matrix
+    assert full.eigenvectors.shape == (d, d) and dual.eigenvectors.shape == (d, n - 1)
+    torch.testing.assert_close(dual.spectrum(), full.spectrum(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(dual.eigenvectors.T @ dual.eigenvectors, torch.eye(n - 1, dtype=torch.float64), rtol=0, atol=1e-13)
+    probe = torch.from_numpy(_few_images(5, d, seed=9)) + 0.3 * torch.randn(5, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for sigma in (80.0, 1.0, 0.05, 0.01):
+        torch.testing.assert_close(dual.denoise(probe, sigma), full.denoise(probe, sigma), rtol=0, atol=1e-10)
+        torch.testing.assert_close(dual.pf_ode(80 * probe, 80.0, sigma), full.pf_ode(80 * probe, 80.0, sigma), rtol=0, atol=1e-10)
+    # the sample map's gain sqrt(lambda/(lambda + 80^2)) lifts the covariance path's round-off
+    # eigenvalues (~1e-15 instead of 0) to ~1e-7: compare with its top N - 1 directions
+    torch.testing.assert_close(dual.sample(probe), full.truncated(n - 1).sample(probe), rtol=0, atol=1e-10)
+    # at sigma = 0.002 the covariance path's round-off eigenvalues (~1e-15 instead of 0) leak
+    # ~1e-9 through lambda/(lambda + sigma^2); the Gram path has exact zeros there and is the closer
+    # one to the direct solve mu + Sigma (Sigma + sigma^2 I)^-1 (x - mu)
+    y = torch.from_numpy(x) - torch.from_numpy(x).mean(0)
+    cov = y.T @ y / n
+    direct = full.mean + (probe - full.mean) @ torch.linalg.solve(cov + 0.002**2 * torch.eye(d, dtype=torch.float64), cov).T
+    err = lambda m: float((m.denoise(probe, 0.002) - direct).abs().max())  # noqa: E731
+    assert err(dual) <= err(full) + 1e-12, (err(dual), err(full))
+
+
+def test_fit_method_auto_streams_the_covariance_once_there_are_d_rows():
+    x = _few_images(60, 24)
+    auto = fit_gaussian([x[i : i + 10] for i in range(0, 60, 10)], (1, 4, 6))
+    assert auto.eigenvectors.shape == (24, 24)
+    forced = fit_gaussian([x], (1, 4, 6), method="gram")
+    assert forced.eigenvectors.shape == (24, 24)  # N > d: full rank from the Gram matrix too
+    torch.testing.assert_close(forced.denoise(torch.from_numpy(x[:3]), 0.1), auto.denoise(torch.from_numpy(x[:3]), 0.1), rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="unknown Gaussian fit method 'svd'"):
+        fit_gaussian([x], (1, 4, 6), method="svd")
+    with pytest.raises(ValueError, match="empty set of images"):
+        fit_gaussian([], (1, 4, 6))
+
+
+def test_gram_fit_round_trips_and_reports_the_full_spectrum(tmp_path):
+    from hiddengauss.gaussian import spectrum_table
+
+    m = fit_gaussian([_few_images(10, 32)], (2, 4, 4))
+    m.save(tmp_path / "g.h5", attrs={"subset": "n10"})
+    back = GaussianModel.load(tmp_path / "g.h5")
+    torch.testing.assert_close(back.eigenvectors, m.eigenvectors)
+    table = spectrum_table([str(tmp_path / "g.h5")])
+    assert list(table["k"]) == list(range(1, 33)) and (table["eigenvalue"].iloc[9:] == 0).all()
+    np.testing.assert_allclose(table["eigenvalue"].iloc[:9], m.eigenvalues.numpy())

@@ -58,16 +58,16 @@ def distill_rows(
         else:
             raise ValueError(f"unknown distillation method {method!r}: use closed_form or sgd")
         w_g = wiener_matrix(g.eigenvalues, g.eigenvectors, sigma)
-        shrink = wiener_shrinkage(g.eigenvalues, sigma)
+        shrink = wiener_shrinkage(g.spectrum(), sigma)
         diag = eigenbasis_diagonal(w, g.eigenvectors, g.eigenvalues)
         rows.append({
             "sigma": sigma, "method": method, "fit_rmse": fit, "n_samples": n_samples,
             "weight_rel_error": relative_frobenius_error(w, w_g),
             "eigen_diagonal_mae": float((diag - shrink).abs().mean()),
         })  # fmt: skip
-        maps[sigma] = (w, b)
+        maps[sigma] = (w.cpu(), b.cpu())  # one d × d map per σ: host memory, not the GPU's
         diags.append(pd.DataFrame({"sigma": sigma, "k": np.arange(1, len(shrink) + 1),
-                                   "eigenvalue": g.eigenvalues.cpu().numpy(), "shrinkage": shrink.cpu().numpy(),
+                                   "eigenvalue": g.spectrum().cpu().numpy(), "shrinkage": shrink.cpu().numpy(),
                                    "diagonal": diag.cpu().numpy()}))  # fmt: skip
         log.info("distilled σ=%.4g: fit RMSE %.3g, ‖W−W_G‖/‖W_G‖ %.3g", sigma, fit, rows[-1]["weight_rel_error"])
     return rows, maps, pd.concat(diags, ignore_index=True)

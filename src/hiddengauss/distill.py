@@ -43,7 +43,7 @@ def noisy_inputs(y: torch.Tensor, sigma: float, n_samples: int, batch: int, seed
     n = y.shape[0]
     for start in range(0, n_samples, batch):
         m = min(batch, n_samples - start)
-        idx = torch.arange(start, start + m) % n
+        idx = torch.arange(start, start + m, device=y.device) % n
         noise = torch.randn(m, y.shape[1], generator=gen, dtype=torch.float64).to(y.device)
         yield y[idx].to(torch.float64) + sigma * noise
 
@@ -97,11 +97,12 @@ def distill_closed_form(
     + ‖W E[x] + b − E[D]‖² (the last term is 0 at the optimum).
     """
     mom = CrossMoments()
-    sq_t = 0.0
+    sq_t = torch.zeros((), dtype=torch.float64, device=y.device)  # on the device: no sync per batch
     for x in noisy_inputs(y, sigma, n_samples, batch, seed):
         t = denoise(x, sigma).to(torch.float64)
         mom.update(x, t)
-        sq_t += float(((t - mom.shift_t) ** 2).sum())
+        sq_t += ((t - mom.shift_t) ** 2).sum()
+    sq_t = float(sq_t)
     mx, mt, cxx, ctx = mom.moments()
     w, b = affine_least_squares(mx, mt, cxx, ctx, ridge)
     d = y.shape[1]
@@ -154,17 +155,25 @@ def relative_frobenius_error(w: torch.Tensor, w_ref: torch.Tensor) -> float:
 def eigenbasis_diagonal(
     w: torch.Tensor, eigenvectors: torch.Tensor, eigenvalues: torch.Tensor | None = None, rtol: float = 1e-10
 ) -> torch.Tensor:
-    """diag(Uᵀ W U): the gain of W along each principal direction (λ/(λ+σ²) for W_G).
+    """diag(Uᵀ W U): the gain of W along each principal direction (λ/(λ+σ²) for W_G); length d.
 
     With ``eigenvalues``, the directions with λ_k ≤ rtol·λ_1 span the null space of Σ (N ≤ d);
     any orthonormal basis of it is as valid as another (LAPACK returns one that depends on
     round-off), so their entries become the basis-invariant mean tr(U₀ᵀ W U₀)/k₀ over it.
+    A basis of r < d columns (a Gram-matrix fit) leaves the d − r complement directions out:
+    they are null directions too, and tr over them is tr W − Σ_k (UᵀWU)_kk.
     """
+    d, r = eigenvectors.shape
     diag = ((eigenvectors.T @ w) * eigenvectors.T).sum(1)
+    if eigenvalues is None and r < d:
+        raise ValueError(f"a basis of {r} < {d} directions needs its eigenvalues")
     if eigenvalues is not None:
         null = eigenvalues <= rtol * eigenvalues.max()
-        if null.any():
-            diag = torch.where(null, diag[null].mean(), diag)
+        k0 = int(null.sum()) + d - r
+        if k0:
+            outside = torch.trace(w) - diag.sum() if r < d else 0.0  # trace over the complement
+            mean = (diag[null].sum() + outside) / k0
+            diag = torch.cat([torch.where(null, mean, diag), mean.expand(d - r)])
     return diag
 
 
@@ -208,11 +217,17 @@ def save_linear_maps(path, maps, store: str = "float32") -> None:
         f.attrs["store"] = store
 
 
-def load_linear_maps(path) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
+def load_linear_maps(path, device="cpu") -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
+    """{σ: (W_σ, b_σ)} as float64 on ``device``, read one σ at a time (one d × d map in host
+    memory, not the whole stack twice), so a sampler on a GPU never copies W per evaluation."""
     import h5py
+
+    from .io import require_numeric
 
     with h5py.File(path, "r") as f:
         if "W" not in f:
             raise ValueError(f"{path} keeps no weights (analysis.distill.store: none)")
-        w, b = read_array(f, "W").astype(np.float64), read_array(f, "b")
-        return {float(s): (torch.from_numpy(w[i]), torch.from_numpy(b[i])) for i, s in enumerate(read_array(f, "sigmas"))}
+        require_numeric(f["W"], f"{path}: 'W'")
+        b, sigmas = read_array(f, "b"), read_array(f, "sigmas")
+        return {float(s): (torch.from_numpy(f["W"][i].astype(np.float64)).to(device), torch.from_numpy(b[i]).to(device))
+                for i, s in enumerate(sigmas)}  # fmt: skip

@@ -14,6 +14,7 @@ Tensors are torch tensors; batches are (B, d). Statistics are float64.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,39 @@ def eigendecompose(cov: torch.Tensor, overwrite: bool = False) -> tuple[torch.Te
     return evals.clamp_min(0.0), evecs, n_clipped
 
 
+def gram_eigendecompose(y: torch.Tensor, rtol: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """μ and the eigenpairs of Σ with nonzero eigenvalue, from the N × N Gram matrix (for N < d).
+
+    With Y the centred rows (N × d), Σ = YᵀY/N and G = YYᵀ/N = V Λ Vᵀ share their nonzero
+    eigenvalues, and u_k = Yᵀv_k/√(Nλ_k) is a unit eigenvector of Σ:
+    Σu_k = Yᵀ(YYᵀ/N)v_k/√(Nλ_k) = λ_k u_k and ‖u_k‖² = v_kᵀGv_k/λ_k = 1.
+    Σ has rank at most N − 1; eigenvalues ≤ rtol·λ_1 (round-off) are dropped, so U is d × r with
+    r < N and its orthogonal complement is Σ's null space, which the Wiener denoiser maps to μ
+    and the probability-flow map scales by σ/σ_T, exactly as a full basis with λ = 0 there.
+    The basis is then re-orthonormalised (Rayleigh–Ritz on span U: Q = qr(U), the r × r matrix
+    QᵀΣQ = (YQ)ᵀ(YQ)/N diagonalised), which removes the O(ε λ_1/λ_k) loss of orthogonality of
+    the back-projection. Cost O(N²d + Nr d) instead of O(Nd² + d³) and no d × d array.
+    Returns (μ, λ decreasing (r,), U (d, r), number of dropped eigenvalues)."""
+    y = y.to(torch.float64)
+    if y.ndim != 2 or y.shape[0] == 0:
+        raise ValueError(f"need a non-empty (rows, d) array of images, got shape {tuple(y.shape)}")
+    n = y.shape[0]
+    mean = y.mean(0)
+    yc = y - mean
+    if not torch.isfinite(yc).all():
+        raise ValueError("the images have NaN or Inf entries")
+    gram = yc @ yc.T / n
+    w, v = torch.linalg.eigh((gram + gram.T) / 2)
+    w, v = w.flip(0), v.flip(1)
+    keep = w > rtol * w[0].clamp_min(0) if n > 1 else torch.zeros_like(w, dtype=torch.bool)
+    keep &= w > 0
+    u = (yc.T @ v[:, keep]) / torch.sqrt(n * w[keep])
+    q = torch.linalg.qr(u).Q  # Rayleigh–Ritz refinement on span U
+    b = yc @ q
+    lam, r = torch.linalg.eigh((b.T @ b) / n)
+    return mean, lam.flip(0).clamp_min(0), q @ r.flip(1), int((~keep).sum())
+
+
 def wiener_shrinkage(eigenvalues, sigma):
     """The Wiener filter's gain along each principal direction, λ_k/(λ_k+σ²) (tensors or arrays)."""
     return eigenvalues / (eigenvalues + sigma**2)
@@ -225,6 +259,12 @@ class GaussianModel:
     def dim(self) -> int:
         return self.mean.numel()
 
+    def spectrum(self) -> torch.Tensor:
+        """All d eigenvalues of Σ, decreasing: those of the basis, then zeros for the directions
+        a Gram-matrix fit leaves out (its basis spans Σ only)."""
+        pad = self.dim - self.eigenvalues.numel()
+        return torch.cat([self.eigenvalues, self.eigenvalues.new_zeros(pad)]) if pad else self.eigenvalues
+
     def to(self, device=None, dtype=None) -> "GaussianModel":
         conv = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
         return GaussianModel(
@@ -263,7 +303,9 @@ class GaussianModel:
             f.create_dataset("eigenvectors", data=self.eigenvectors.cpu().numpy().astype(store_dtype))
             f.attrs.update(
                 n_images=self.n_images, dim=self.dim, image_shape=list(self.image_shape),
-                n_clipped=self.n_clipped, covariance="biased 1/N, float64 accumulation, eigh",
+                n_clipped=self.n_clipped, rank=self.eigenvalues.numel(),
+                covariance=("biased 1/N, float64; " + ("eigh of the d x d covariance" if self.eigenvalues.numel() == self.dim
+                            else "eigh of the N x N Gram matrix (basis of span, rank < d)")),
                 **(attrs or {}),
             )  # fmt: skip
 
@@ -277,23 +319,52 @@ class GaussianModel:
             )  # fmt: skip
 
 
+FIT_METHODS = ("auto", "covariance", "gram")
+
+
 def fit_gaussian(
-    chunks: Iterable[np.ndarray], image_shape: tuple[int, int, int], device: str | torch.device = "cpu"
-) -> GaussianModel:
-    """Fit the Gaussian model of a data set given as chunks of flattened float images."""
-    mean, cov, n = empirical_mean_covariance(chunks, device=device)
+    chunks: Iterable[np.ndarray], image_shape: tuple[int, int, int], device: str | torch.device = "cpu",
+    method: str = "auto",
+) -> GaussianModel:  # fmt: skip
+    """Fit the Gaussian model of a data set given as chunks of flattened float images.
+
+    ``method``: ``covariance`` streams the d × d covariance and diagonalises it
+    (:func:`empirical_mean_covariance`, :func:`eigendecompose`; O(Nd² + d³), the full basis);
+    ``gram`` holds the N rows and diagonalises their N × N Gram matrix
+    (:func:`gram_eigendecompose`; O(N²d), a basis of span Σ only); ``auto`` takes ``gram`` when
+    the set has fewer images than pixels (decided while reading: chunks are held until d rows
+    have arrived, then streamed into the covariance). Both give the same D_G and ODE map.
+    """
+    if method not in FIT_METHODS:
+        raise ValueError(f"unknown Gaussian fit method {method!r}; expected one of {', '.join(FIT_METHODS)}")
+    it = iter(chunks)
+    held, rows = [], 0
+    if method != "covariance":
+        for chunk in it:
+            held.append(torch.as_tensor(chunk).to(device=device, dtype=torch.float64))
+            rows += held[-1].shape[0]
+            if method == "auto" and held[-1].ndim == 2 and rows >= held[-1].shape[1]:
+                break
+        else:  # all rows read: fewer than d (auto) or gram asked for
+            if not held:
+                raise ValueError("cannot fit a Gaussian to an empty set of images")
+            mean, evals, evecs, n_dropped = gram_eigendecompose(torch.cat(held))
+            return GaussianModel(mean, evals, evecs, rows, tuple(image_shape), n_dropped)
+    mean, cov, n = empirical_mean_covariance(itertools.chain(held, it), device=device)
+    del held
     evals, evecs, n_clipped = eigendecompose(cov, overwrite=True)
     return GaussianModel(mean, evals, evecs, n, tuple(image_shape), n_clipped)
 
 
 def fit_gaussian_h5(
     data_h5, split_h5, out_h5, subset: str, chunk_size: int = 2048, store_dtype: str = "float64",
-    device: str = "auto", threads: int | None = None, log=None,
+    method: str = "auto", device: str = "auto", threads: int | None = None, log=None,
 ) -> GaussianModel:  # fmt: skip
     """Fit the Gaussian model of training subset ``subset`` (its split file ``split_h5``) of a
     prepared data set and save it.
 
-    Images are read from HDF5 ``chunk_size`` at a time, so the data never sit in memory whole.
+    Images are read from HDF5 ``chunk_size`` at a time, so the data never sit in memory whole
+    (except with the Gram matrix, ``method`` as in :func:`fit_gaussian`, where N < d rows do).
     """
     from tqdm.auto import tqdm
 
@@ -308,11 +379,12 @@ def fit_gaussian_h5(
     shape = tuple(int(v) for v in read_images(data_h5, idx[:1]).shape[1:])
     starts = range(0, len(idx), chunk_size)
     chunks = (to_float(read_images(data_h5, idx[s : s + chunk_size])) for s in tqdm(starts, desc="covariance"))
-    model = fit_gaussian(chunks, shape, device=dev)
+    model = fit_gaussian(chunks, shape, device=dev, method=method)
     if log:
+        how = "d x d covariance" if model.eigenvalues.numel() == model.dim else "N x N Gram matrix"
         log.info(
-            "fitted N=%d d=%d: top eigenvalue %.4g, %d eigenvalues > 1e-8, %d clipped at 0",
-            model.n_images, model.dim, float(model.eigenvalues[0]),
+            "fitted N=%d d=%d from the %s: top eigenvalue %.4g, %d eigenvalues > 1e-8, %d clipped at 0 or dropped",
+            model.n_images, model.dim, how, float(model.eigenvalues[0]),
             int((model.eigenvalues > 1e-8).sum()), model.n_clipped,
         )  # fmt: skip
     model.save(
@@ -330,6 +402,7 @@ def spectrum_table(gaussian_files: list[str]):
     for path in gaussian_files:
         with h5py.File(path, "r") as f:
             lam = read_array(f, "eigenvalues")
+            lam = np.concatenate([lam, np.zeros(int(f.attrs.get("dim", lam.size)) - lam.size)])  # Gram fit: rank < d
             subset = str(f.attrs["subset"])
             frames.append(
                 pd.DataFrame(

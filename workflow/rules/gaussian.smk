@@ -17,6 +17,7 @@ rule fit_gaussian:
     params:
         chunk_size=config["gaussian"]["chunk_size"],
         store_dtype=config["gaussian"]["store_dtype"],
+        method=config["gaussian"]["method"],
         device=config["gaussian"]["device"],
     script:
         "../scripts/fit_gaussian.py"

@@ -9,5 +9,5 @@ with script_logging(snakemake.log[0]) as log:
     g = snakemake.params
     fit_gaussian_h5(
         snakemake.input.data, snakemake.input.split, snakemake.output[0], subset=snakemake.wildcards.subset,
-        chunk_size=g.chunk_size, store_dtype=g.store_dtype, device=g.device, threads=snakemake.threads, log=log,
+        chunk_size=g.chunk_size, store_dtype=g.store_dtype, method=g.method, device=g.device, threads=snakemake.threads, log=log,
     )  # fmt: skip
