@@ -80,7 +80,10 @@ class EDMDenoiser(torch.nn.Module):
         self.img_resolution = getattr(net, "img_resolution", None)
 
     def forward(self, x: torch.Tensor, sigma, augment_labels: torch.Tensor | None = None) -> torch.Tensor:
-        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, 1, 1)
+        if isinstance(sigma, torch.Tensor):
+            sigma = sigma.to(dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, 1, 1)
+        else:  # a number: filled on the device (no host-to-device copy per evaluation)
+            sigma = x.new_full((x.shape[0], 1, 1, 1), float(sigma))
         c_skip, c_out, c_in, c_noise = edm_preconditioning(sigma, self.sigma_data)
         f = self.net((c_in * x).to(torch.float32), c_noise.flatten().to(torch.float32), augment_labels)
         return c_skip * x + c_out * f.to(x.dtype)

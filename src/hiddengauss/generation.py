@@ -59,7 +59,8 @@ def sample_sets(
                 continue
             cfg = sampler_config(s, options)
             dtype = getattr(torch, (options or {}).get("dtype", "float64"))
-            x, den = sample(fn, seeds, dim, cfg, batch_size=batch, dtype=dtype, device=device, return_denoised=True)
+            x, den = sample(fn, seeds, dim, cfg, batch_size=batch, dtype=dtype, device=device, return_denoised=True,
+                            keep_denoised=trajectories)  # fmt: skip
             out[f"{name}/{s}"] = {"samples": x.cpu().numpy().astype(np.float32),
                                   "denoised": den[:, :trajectories].cpu().numpy().astype(np.float32)}  # fmt: skip
             log.info("sampled %d with %s/%s", len(seeds), name, s)
@@ -127,16 +128,33 @@ def strong_generalization_row(s1_h5, s2_h5, g1_h5, g2_h5, train1, train2, sample
     return row, items
 
 
-def teleportation_rows(denoise: Denoiser, gauss, seeds, dim: int, sampler: str, skips: list[int], train) -> list[dict]:
-    """Distance to the full sampler's sample, and generalization, for every skip k."""
+def teleportation_samples(denoise: Denoiser, gauss, seeds, dim: int, sampler: str, skips: list[int],
+                          device="cpu", batch: int = 256) -> dict[int, torch.Tensor]:  # fmt: skip
+    """{k: samples} for skip 0 (the full sampler) and every skip k < steps, from the same
+    latents, made on ``device`` (where the denoiser and the Gaussian model are) in batches."""
     cfg = PRESETS[sampler]
-    z = seeded_latents(seeds, dim)
-    full = teleport(denoise, gauss.pf_ode, z, cfg, 0)
+    ks = [0] + [k for k in skips if 0 < k < cfg.steps]
+    out: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
+    seeds = list(seeds)
+    for start in range(0, len(seeds), batch):
+        z = seeded_latents(seeds[start : start + batch], dim, device=device)
+        for k in ks:
+            out[k].append(teleport(denoise, gauss.pf_ode, z, cfg, k))
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def teleportation_rows(denoise: Denoiser, gauss, seeds, dim: int, sampler: str, skips: list[int], train,
+                       batch: int = 256) -> list[dict]:  # fmt: skip
+    """Distance to the full sampler's sample, and generalization, for every skip k (on the
+    device of the training images ``train``)."""
+    cfg = PRESETS[sampler]
+    xs = teleportation_samples(denoise, gauss, seeds, dim, sampler, skips, train.device, batch)
+    full = xs[0]
     rows = []
     for k in skips:
         if k >= cfg.steps:
             continue
-        x = full if k == 0 else teleport(denoise, gauss.pf_ode, z, cfg, k)
+        x = xs[k]
         summary = generalization_summary(x, train)
         rows.append({
             "sampler": sampler, "total_steps": cfg.steps, "skip_steps": k, "nfe": nfe(cfg, k),

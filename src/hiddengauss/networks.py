@@ -18,6 +18,7 @@ x_in of shape (B, C, H, W) and c_noise of shape (B,), and returns a tensor shape
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 
@@ -140,7 +141,9 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b * self.heads, c // self.heads, 3, h * w).unbind(2)
-        with torch.autocast(x.device.type, enabled=False):  # float32 logits and softmax even under autocast
+        no_autocast = (torch.autocast(x.device.type, enabled=False) if torch.amp.is_autocast_available(x.device.type)
+                       else contextlib.nullcontext())  # fmt: skip
+        with no_autocast:  # float32 logits and softmax even under autocast
             logits = torch.einsum("ncq,nck->nqk", q.float(), k.float()) / math.sqrt(q.shape[1])
             weights = logits.softmax(dim=2)
         out = torch.einsum("nqk,nck->ncq", weights.to(v.dtype), v)

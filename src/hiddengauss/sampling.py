@@ -78,8 +78,12 @@ def sample(
     dtype=torch.float64,
     device="cpu",
     return_denoised: bool = False,
+    keep_denoised: int | None = None,
 ):
-    """Samples for ``seeds`` in batches: x_0 = σ_max·z_seed, then :func:`pf_ode_sampler`."""
+    """Samples for ``seeds`` in batches: x_0 = σ_max·z_seed, then :func:`pf_ode_sampler`.
+
+    With ``return_denoised``, also the per-step denoised estimates (steps, n, d), of the first
+    ``keep_denoised`` samples only when given (the rest are dropped batch by batch)."""
     sigmas = config.sigmas()
     outs, dens = [], []
     seeds = list(seeds)
@@ -96,7 +100,7 @@ def sample(
         )  # fmt: skip
         if return_denoised:
             outs.append(res[0])
-            dens.append(res[1])
+            dens.append(res[1] if keep_denoised is None else res[1][:, : max(keep_denoised - start, 0)])
         else:
             outs.append(res)
     x = torch.cat(outs)

@@ -246,7 +246,14 @@ def train(
 
     resume = _find_resume(state_dir, fingerprint, grid)
     if resume is not None:
-        ckpt = load_checkpoint(resume, map_location=device)
+        # on the CPU: RNG states must stay CPU byte tensors (a GPU copy makes set_state fail) and
+        # Adam's step counters CPU scalars; load_state_dict moves weights and moments to the device
+        ckpt = load_checkpoint(resume)
+        if ckpt["rng"]["noise"].numel() != noise_gen.get_state().numel():
+            raise CheckpointError(
+                f"{resume} was written by a job on another kind of device than {device} (its noise generator's "
+                f"state does not fit this one's): resume it on the same kind of device, or delete {state_dir} to start over"
+            )  # fmt: skip
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -258,6 +265,7 @@ def train(
         stream.load(ckpt["rng"]["stream"])
         images_seen, step, loss_log = int(ckpt["images_seen"]), int(ckpt["step"]), list(ckpt["loss_log"])
         log.info("resuming from %s (epoch %d, %d images seen)", resume.name, ckpt["epoch"], images_seen)
+        del ckpt
     n_params = count_parameters(model)
     log.info(
         "run: %s c%d, %d images of %s, %d epochs = %d images, batch %d, %d parameters, device %s",
@@ -275,7 +283,11 @@ def train(
 
     interval = 1.0 if sys.stderr.isatty() else 30.0  # keep log files short
     bar = tqdm(total=spec.total_images, initial=images_seen, unit="img", unit_scale=True, disable=not progress, mininterval=interval)
-    window, window_n, t0 = 0.0, 0, time.time()
+    # no host sync per step: the loss sum and the first non-finite loss stay on the device and are
+    # read at log points and before every checkpoint (so a checkpoint is only written while finite)
+    window, window_n, t0 = torch.zeros((), dtype=torch.float64, device=device), 0, time.time()
+    bad_step = torch.full((), -1, dtype=torch.int64, device=device)
+    bad_loss = torch.zeros((), dtype=torch.float32, device=device)
     log_every = max(1, spec.total_images // (200 * spec.batch_size))
     steps_run = 0
     while pending:
@@ -293,11 +305,9 @@ def train(
             loss = edm_loss(step_fn, y, generator=noise_gen, p_mean=spec.p_mean, p_std=spec.p_std,
                             augment_labels=labels, sigma_data=spec.sigma_data)  # fmt: skip
         loss = loss.float().sum() / batch
-        if not torch.isfinite(loss):
-            raise TrainingDivergedError(
-                f"loss became {float(loss.detach())} at step {step} ({images_seen} images seen, lr {lr_at(spec, images_seen):.3g}); "
-                f"the last good checkpoint is kept in {state_dir}. Lower training.lr or check the data."
-            )
+        first_bad = (bad_step < 0) & ~torch.isfinite(loss.detach())
+        bad_step = torch.where(first_bad, step, bad_step)
+        bad_loss = torch.where(first_bad, loss.detach(), bad_loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         for p in model.parameters():
@@ -313,15 +323,22 @@ def train(
                 pe.copy_(pm.detach().lerp(pe, beta))
             for be, bm in zip(ema.buffers(), model.buffers()):
                 be.copy_(bm)
-        window += float(loss.detach()) * batch
+        window += loss.detach().double() * batch
         window_n += batch
         bar.update(batch)
         if step % log_every == 0 or images_seen == pending[0] * spec.n_images:
+            if int(bad_step) >= 0:
+                raise TrainingDivergedError(
+                    f"loss became {float(bad_loss)} at step {int(bad_step)} (checked at step {step - 1}, {images_seen} "
+                    f"images seen, lr {lr_at(spec, images_seen):.3g}); the last good checkpoint is kept in {state_dir}. "
+                    f"Lower training.lr or check the data."
+                )  # fmt: skip
+            mean_loss = float(window) / window_n
             rate = window_n / max(time.time() - t0, 1e-9)
             loss_log.append({"step": step, "images_seen": images_seen, "epoch": images_seen / spec.n_images,
-                             "loss": window / window_n, "lr": lr_at(spec, images_seen)})  # fmt: skip
-            bar.set_postfix(loss=f"{window / window_n:.4f}", img_s=f"{rate:.0f}", refresh=False)
-            window, window_n, t0 = 0.0, 0, time.time()
+                             "loss": mean_loss, "lr": lr_at(spec, images_seen)})  # fmt: skip
+            bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
+            window, window_n, t0 = torch.zeros_like(window), 0, time.time()
         if images_seen == pending[0] * spec.n_images:
             epoch = pending.pop(0)
             payload = {

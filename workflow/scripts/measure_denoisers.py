@@ -32,7 +32,7 @@ with script_logging(snakemake.log[0]) as log:
         "empirical": lambda x, s: empirical_optimal_denoiser(x, s, train),
     }
     try:
-        denoisers["linear"] = linear_family(load_linear_maps(snakemake.input.linear))
+        denoisers["linear"] = linear_family(load_linear_maps(snakemake.input.linear, dev))
     except ValueError as err:  # analysis.distill.store: none
         log.warning("no linear-model distances: %s", err)
     rows, items = distance_rows(denoisers, y, sigma_grid(a["sigmas"]), a["n_inputs"], a["noise_seed"])

@@ -21,7 +21,7 @@ with script_logging(snakemake.log[0]) as log:
     dim = int(np.prod(shape))
     sets = sample_sets({"network": net}, s["samplers"], seeds, dim, s["batch_size"], s["trajectories"], dev, options=s)
     if linear_samplers:  # decided when the DAG is planned (Study.linear_samplers)
-        linear = {"linear": linear_family(load_linear_maps(snakemake.input.linear))}
+        linear = {"linear": linear_family(load_linear_maps(snakemake.input.linear, dev))}
         sets.update(sample_sets(linear, linear_samplers, seeds, dim, s["batch_size"], s["trajectories"], dev, options=s))
     else:
         log.info("no linear-model samples: no configured sampler runs on the distilled σ grid (or W is not stored)")
