@@ -80,6 +80,21 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert [r["loss"] for r in log_b] == [r["loss"] for r in load_checkpoint(tmp_path / "a" / "out" / checkpoint_name(40))["loss_log"]]
 
 
+def test_a_checkpoint_from_another_kind_of_device_is_refused_by_name(tmp_path):
+    """A CUDA generator's state is 16 bytes, a CPU one's 5056: resuming across them would crash
+    in set_state; it stops first, naming the state folder."""
+    from hiddengauss.training import save_checkpoint
+
+    spec = tiny_spec()
+    train(spec, tiny_images(), tmp_path / "out", tmp_path / "state", progress=False, max_steps=6)
+    path = tmp_path / "state" / checkpoint_name(5)
+    ckpt = load_checkpoint(path)
+    ckpt["rng"]["noise"] = torch.zeros(16, dtype=torch.uint8)  # what a CUDA generator saves
+    save_checkpoint(path, ckpt)
+    with pytest.raises(CheckpointError, match="another kind of device.*delete .*state"):
+        train(spec, tiny_images(), tmp_path / "out", tmp_path / "state", progress=False)
+
+
 def test_changed_spec_does_not_resume(tmp_path):
     images = tiny_images()
     train(tiny_spec(epochs=5, checkpoint_epochs=[5]), images, tmp_path / "out", tmp_path / "state", progress=False)
@@ -137,7 +152,18 @@ def test_augmentation_labels_and_determinism():
     b, lb = augment(x, 0.5, torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and torch.equal(la, lb)
     untouched = (la == 0).all(1)  # images without any transform are returned unchanged
-    assert untouched.any() and torch.allclose(a[untouched], x[untouched], atol=1e-6)
+    assert untouched.any() and torch.equal(a[untouched], x[untouched])
+
+
+def test_augmentation_gates_like_edm():
+    """EDM's AugmentPipe fires x-flip with probability min(1, 1e8·p)·½ (half of all images at any
+    p > 0) and each other transform with probability p."""
+    from hiddengauss.augment import augment
+
+    _, labels = augment(torch.zeros(20000, 1, 4, 4), 0.15, torch.Generator().manual_seed(0))
+    flipped = (labels[:, 0] != 0).double().mean()
+    scaled = (labels[:, 2] != 0).double().mean()
+    assert abs(flipped - 0.5) < 0.015 and abs(scaled - 0.15) < 0.01, (flipped, scaled)
 
 
 def test_warp_geometry_is_exact_for_flips_and_half_turns():

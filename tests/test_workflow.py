@@ -252,7 +252,7 @@ PAPER_RUNS = {
                "ncsnpp_c4_n1094_s0", "ncsnpp_c8_n1094_s0", "ncsnpp_c16_n1094_s0", "ncsnpp_c32_n1094_s0",
                "ncsnpp_c64_n1094_s0",  # Fig 7 (scale 128 shared with Fig 6; Fig 8 is that run's checkpoints)
                "ncsnpp_c128_n1094s2_s0", "ncsnpp_c128_n35000s2_s0", "ncsnpp_c8_n1094s2_s0",  # Fig 9 twins, scale-8 remedy
-               "ddpmpp_c128_n70000_s0", "adm_c128_n70000_s0"},  # appendix architectures
+               "ddpmpp_c128_n70000_s0", "adm_c192_n70000_s0"},  # appendix architectures (EDM's ADM is 192 wide)
     "cifar10": {"ncsnpp_c128_n782_s0", "ncsnpp_c128_n3125_s0", "ncsnpp_c128_n25000_s0", "ncsnpp_c128_n50000_s0",
                 "ncsnpp_c128_n782s2_s0", "ncsnpp_c64_n25000_s0", "ncsnpp_c64_n25000s2_s0",
                 "ncsnpp_c4_n782_s0", "ncsnpp_c4_n782s2_s0"},
@@ -275,6 +275,39 @@ def test_paper_scale_config_plans_exactly_the_papers_training_runs(name, tmp_pat
     for rid in (f"ncsnpp_c128_n{small}_s0", f"ncsnpp_c128_n{small}s2_s0"):
         assert 921 in study.checkpoint_epochs(Run.parse(rid))
     assert {p["kind"] for p in study.pairs()} == {"full", "early_stop", "small_scale"}
+
+
+# Parameter counts of EDM's own networks (paper_spec §2.2, measured by instantiating them:
+# EDM-VE with augment_dim 9); ADM's is this implementation's, stated in docs/cluster.md.
+PAPER_NETWORKS = [
+    ("ffhq64", "ncsnpp_c128_n70000_s0", 62.8e6, {"channel_mult": [1, 2, 2, 2], "num_blocks": 4, "attn_resolutions": [16]}),
+    ("cifar10", "ncsnpp_c128_n50000_s0", 56.4e6, {"channel_mult": [2, 2, 2], "num_blocks": 4, "attn_resolutions": [16]}),
+    ("ffhq64", "adm_c192_n70000_s0", 295.13e6, {"channel_mult": [1, 2, 3, 4], "num_blocks": 3, "attn_resolutions": [32, 16, 8]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, run_id, params, widths", PAPER_NETWORKS)
+def test_paper_scale_runs_build_edms_networks(name, run_id, params, widths):
+    """The networks the paper-scale configs train are EDM's: NCSN++ FFHQ-64 at scale 128 is
+    62.8M parameters, CIFAR-32 [2,2,2] 56.4M (within 1%); ADM gets EDM's DhariwalUNet widths
+    (192 channels, [1,2,3,4], 3 blocks, attention at 32/16/8), not NCSN++'s. Built on ``meta``."""
+    import torch
+
+    from hiddengauss.config import validate_config
+    from hiddengauss.networks import EDM_PRESETS, count_parameters
+    from hiddengauss.study import Run, Study
+    from hiddengauss.training import TrainSpec, build_denoiser
+
+    cfg = validate_config(yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text()))
+    run = Run.parse(run_id)
+    spec = Study(cfg).train_spec(run)
+    assert {k: spec[k] for k in widths} == widths
+    if run.arch == "adm":
+        assert {"model_channels": run.model_scale, **widths} == EDM_PRESETS["adm"]
+    spec.update(img_resolution={"ffhq64": 64, "cifar10": 32}[name], img_channels=3, n_images=run.size)
+    with torch.device("meta"):
+        n = count_parameters(build_denoiser(TrainSpec(**spec)))
+    assert abs(n - params) < 0.01 * params, n
 
 
 def test_conda_env_matches_pyproject():

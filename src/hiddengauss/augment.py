@@ -1,6 +1,8 @@
 """Geometric data augmentation with conditioning labels (EDM's non-leaking augmentation, simplified).
 
-Each transform is applied to an image with probability ``p``: x-flip, y-flip, isotropic
+Each transform is applied to an image with probability ``p`` times its weight, capped at 1, as
+in EDM's AugmentPipe with the weights of EDM's training script: x-flip with weight 1e8 (so, for
+any p > 0, every image is flipped with probability 1/2), and weight 1 for y-flip, isotropic
 scaling (log2 s ~ N(0, 0.2²)), rotation (θ ~ U(−π, π)), anisotropic scaling along a random
 angle (log2 a ~ N(0, 0.2²)) and translation (t ~ N(0, 0.125²) of the image size). The images
 are resampled with bilinear interpolation and reflection padding (EDM uses a wavelet-filtered
@@ -20,6 +22,7 @@ import torch
 from torch.nn import functional as F
 
 AUGMENT_DIM = 9
+XFLIP_WEIGHT = 1e8  # EDM train.py: xflip=1e8, yflip=1, scale=1, rotate_frac=1, aniso=1, translate_frac=1
 
 
 def augment(images: torch.Tensor, p: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,10 +35,10 @@ def augment(images: torch.Tensor, p: float, generator: torch.Generator) -> tuple
     def randn(*shape):
         return torch.randn(*shape, generator=generator, device=dev)
 
-    def gate(values):
-        return torch.where(rand(b) < p, values, torch.zeros_like(values))
+    def gate(values, weight=1.0):
+        return torch.where(rand(b) < weight * p, values, torch.zeros_like(values))
 
-    xflip = gate(torch.randint(0, 2, (b,), generator=generator, device=dev).float())
+    xflip = gate(torch.randint(0, 2, (b,), generator=generator, device=dev).float(), XFLIP_WEIGHT)
     yflip = gate(torch.randint(0, 2, (b,), generator=generator, device=dev).float())
     log_scale = gate(randn(b) * 0.2)
     theta = gate((rand(b) * 2 - 1) * math.pi)
@@ -44,10 +47,9 @@ def augment(images: torch.Tensor, p: float, generator: torch.Generator) -> tuple
     shift = torch.stack([gate(randn(b) * 0.125), gate(randn(b) * 0.125)], 1)
     labels = torch.stack([xflip, yflip, log_scale, theta.cos() - 1, theta.sin(),
                           log_aniso * phi.cos(), log_aniso * phi.sin(), shift[:, 0], shift[:, 1]], 1)  # fmt: skip
-    if not torch.any(labels != 0):
-        return images, labels
     m = augment_matrix(xflip, yflip, log_scale, theta, log_aniso, phi)
-    return warp(images, m, shift), labels.to(images.dtype)
+    touched = (labels != 0).any(1).reshape(-1, 1, 1, 1)  # untouched images stay bit for bit (no host sync)
+    return torch.where(touched, warp(images, m, shift), images), labels.to(images.dtype)
 
 
 def _rot(a: torch.Tensor) -> torch.Tensor:
@@ -71,7 +73,7 @@ def augment_matrix(xflip, yflip, log_scale, theta, log_aniso, phi) -> torch.Tens
 def warp(images: torch.Tensor, m: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Resample images so that output(M·u + t) = input(u) in normalized coordinates
     (t = 2·shift, shift in image widths); bilinear, reflection padding."""
-    inv = torch.linalg.inv(m)
+    inv = torch.linalg.inv_ex(m).inverse  # always invertible; inv_ex skips inv's host-side check
     t = (shift * 2)[:, :, None]
     theta_grid = torch.cat([inv, -(inv @ t)], 2).to(images.dtype)
     grid = F.affine_grid(theta_grid, list(images.shape), align_corners=False)

@@ -28,6 +28,16 @@ from torch.nn import functional as F
 
 ARCHS = ("ncsnpp", "ddpmpp", "adm")
 
+# The network each --arch of EDM's train.py builds by default (model_channels is the paper's
+# "model scale", --cbase): SongUNet for DDPM++/NCSN++ (cres [2,2,2], 4 blocks, attention at 16),
+# DhariwalUNet for ADM (192 channels, [1,2,3,4], 3 blocks, attention at 32/16/8, 64 channels per
+# head). FFHQ-64 runs override channel_mult with --cres=1,2,2,2 (config/ffhq64.yaml).
+EDM_PRESETS = {
+    "ddpmpp": {"model_channels": 128, "channel_mult": [2, 2, 2], "num_blocks": 4, "attn_resolutions": [16]},
+    "ncsnpp": {"model_channels": 128, "channel_mult": [2, 2, 2], "num_blocks": 4, "attn_resolutions": [16]},
+    "adm": {"model_channels": 192, "channel_mult": [1, 2, 3, 4], "num_blocks": 3, "attn_resolutions": [32, 16, 8]},
+}
+
 
 # ----------------------------------------------------------------------------------------------
 # Initialisation and primitive layers

@@ -239,7 +239,8 @@ class Study:
             out["strong_generalization"] = members
         if "architecture" in exp:
             e = exp["architecture"]
-            out["architecture"] = [Member(Run(a, e["model_scale"], sid(e["dataset_size"]), s), FINAL)
+            scales = e.get("model_scales", {})  # per-arch widths (EDM's ADM is 192 channels)
+            out["architecture"] = [Member(Run(a, scales.get(a, e["model_scale"]), sid(e["dataset_size"]), s), FINAL)
                                    for a in e["archs"] for s in seeds]  # fmt: skip
         return out
 
@@ -293,12 +294,19 @@ class Study:
         """(run, epoch) of every checkpoint an experiment evaluates, in the experiment's order."""
         return list(dict.fromkeys((m.run, e) for m in self.experiments[name] for e in self.member_epochs(m)))
 
+    def network_settings(self, arch: str) -> dict:
+        """channel_mult, num_blocks and attn_resolutions of ``arch``'s runs: the model section's,
+        overridden by ``model.per_arch[arch]``."""
+        m = self.config["model"]
+        keys = ("channel_mult", "num_blocks", "attn_resolutions")
+        return {k: m.get("per_arch", {}).get(arch, {}).get(k, m[k]) for k in keys}
+
     def train_spec(self, run: Run) -> dict:
         """Every value that determines a training run's weights (rule train's params)."""
         m, t = self.config["model"], self.config["training"]
         return dict(
-            arch=run.arch, model_scale=run.model_scale, channel_mult=m["channel_mult"], num_blocks=m["num_blocks"],
-            attn_resolutions=m["attn_resolutions"], dropout=m["dropout"], sigma_data=m["sigma_data"],
+            arch=run.arch, model_scale=run.model_scale, **self.network_settings(run.arch),
+            dropout=m["dropout"], sigma_data=m["sigma_data"],
             epochs=self.final_epoch(run), checkpoint_epochs=self.checkpoint_epochs(run), batch_size=t["batch_size"],
             lr=t["lr"], warmup_fraction=t["warmup_fraction"], ema_halflife_fraction=t["ema_halflife_fraction"],
             ema_rampup_ratio=t["ema_rampup_ratio"], p_mean=t["p_mean"], p_std=t["p_std"], augment_p=t["augment_p"],
