@@ -61,10 +61,15 @@ def test_sampling_with_the_network_stays_on_its_device(arch):
 
 
 def test_a_training_step_stays_on_the_device():
+    from hiddengauss.training import BatchStream
+
     model = gpu_net(augment_dim=9).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    y = torch.zeros(4, *SHAPE, device=GPU)
+    data = torch.zeros(10, *SHAPE, dtype=torch.uint8, device=GPU)
+    stream = BatchStream(10, torch.Generator().manual_seed(0), GPU)
     with SameDevice():
+        idx = stream.next(4) if stream.next(8) is not None else None  # crosses an epoch boundary
+        y = data[idx].to(torch.float32) / 127.5 - 1
         y_aug, labels = augment(y, 0.5, None)
         loss = edm_loss(model, y_aug, None, augment_labels=labels).sum() / 4
         loss.backward()

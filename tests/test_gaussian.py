@@ -191,7 +191,7 @@ def test_gram_fit_gives_the_covariance_fits_denoiser_and_ode_map(n):
     x = _few_images(n, d)
     chunks = [x[i : i + 16] for i in range(0, n, 16)]
     full = fit_gaussian(chunks, (3, 4, 4), method="covariance")
-    dual = fit_gaussian(chunks, (3, 4, 4))  # auto: N < d takes the Gram matrix
+    dual = fit_gaussian(chunks, (3, 4, 4), method="gram")
     assert full.eigenvectors.shape == (d, d) and dual.eigenvectors.shape == (d, n - 1)
     torch.testing.assert_close(dual.spectrum(), full.spectrum(), rtol=0, atol=1e-12)
     torch.testing.assert_close(dual.eigenvectors.T @ dual.eigenvectors, torch.eye(n - 1, dtype=torch.float64), rtol=0, atol=1e-13)
@@ -212,10 +212,15 @@ def test_gram_fit_gives_the_covariance_fits_denoiser_and_ode_map(n):
     assert err(dual) <= err(full) + 1e-12, (err(dual), err(full))
 
 
-def test_fit_method_auto_streams_the_covariance_once_there_are_d_rows():
+def test_fit_method_auto_streams_the_covariance_once_there_are_more_than_d_over_2_rows():
+    for n, basis in ((12, 11), (13, 24)):  # d = 24: the Gram path up to N = 12
+        auto = fit_gaussian([x for x in np.array_split(_few_images(n, 24), 3)], (1, 4, 6))
+        assert auto.eigenvectors.shape == (24, basis), n
     x = _few_images(60, 24)
     auto = fit_gaussian([x[i : i + 10] for i in range(0, 60, 10)], (1, 4, 6))
     assert auto.eigenvectors.shape == (24, 24)
+    one = fit_gaussian([x[:1]], (1, 4, 6))
+    assert one.eigenvectors.shape == (24, 0) and torch.equal(one.denoise(torch.from_numpy(x[1:3]), 0.5), one.mean.expand(2, 24))
     forced = fit_gaussian([x], (1, 4, 6), method="gram")
     assert forced.eigenvectors.shape == (24, 24)  # N > d: full rank from the Gram matrix too
     torch.testing.assert_close(forced.denoise(torch.from_numpy(x[:3]), 0.1), auto.denoise(torch.from_numpy(x[:3]), 0.1), rtol=0, atol=1e-10)

@@ -179,11 +179,11 @@ def eigenbasis_diagonal(
 
 def fit_rmse(teacher: Denoiser, student: Denoiser, y, sigma, n_samples, seed, batch=512) -> float:
     """RMSE per pixel between teacher and student on the inputs x = y + σn of :func:`noisy_inputs`."""
-    sq, n = 0.0, 0
+    sq, n = torch.zeros((), dtype=torch.float64, device=y.device), 0  # summed on the device: no sync per batch
     for x in noisy_inputs(y, sigma, n_samples, batch, seed):
-        sq += float(((teacher(x, sigma) - student(x, sigma)) ** 2).sum())
+        sq += ((teacher(x, sigma) - student(x, sigma)) ** 2).sum()
         n += x.numel()
-    return float(np.sqrt(sq / n))
+    return float(np.sqrt(float(sq) / n))
 
 
 def linear_denoiser(w: torch.Tensor, b: torch.Tensor) -> Denoiser:
@@ -211,8 +211,11 @@ def save_linear_maps(path, maps, store: str = "float32") -> None:
     with atomic_h5(path) as f:
         sig = sorted(maps)
         f["sigmas"] = np.array(sig)
-        if store != "none":
-            f.create_dataset("W", data=np.stack([maps[s][0].cpu().numpy() for s in sig]).astype(store))
+        if store != "none":  # one σ at a time: a single d × d map in host memory, not the stack twice
+            d = maps[sig[0]][0].shape
+            ds = f.create_dataset("W", shape=(len(sig), *d), dtype=store)
+            for i, s in enumerate(sig):
+                ds[i] = maps[s][0].cpu().numpy().astype(store)
         f["b"] = np.stack([maps[s][1].cpu().numpy() for s in sig])
         f.attrs["store"] = store
 

@@ -124,18 +124,21 @@ def ema_beta(spec: TrainSpec, images_seen: int) -> float:
 
 
 class BatchStream:
-    """Endless stream of batch indices: one seeded permutation per epoch, batches cross epochs."""
+    """Endless stream of batch indices: one seeded permutation per epoch, batches cross epochs.
 
-    def __init__(self, n: int, generator: torch.Generator):
-        self.n, self.gen = n, generator
-        self.perm = torch.randperm(n, generator=generator)
+    The permutation is drawn on the CPU (the same on any device) and moved to ``device`` once
+    per epoch, so a batch's indices need no host-to-device copy."""
+
+    def __init__(self, n: int, generator: torch.Generator, device="cpu"):
+        self.n, self.gen, self.device = n, generator, torch.device(device)
+        self.perm = torch.randperm(n, generator=generator).to(self.device)
         self.pos = 0
 
     def next(self, batch: int) -> torch.Tensor:
         out = []
         while batch > 0:
             if self.pos == self.n:
-                self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+                self.perm, self.pos = torch.randperm(self.n, generator=self.gen).to(self.device), 0
             take = min(batch, self.n - self.pos)
             out.append(self.perm[self.pos : self.pos + take])
             self.pos += take
@@ -143,10 +146,10 @@ class BatchStream:
         return torch.cat(out)
 
     def state(self) -> dict:
-        return {"perm": self.perm.clone(), "pos": self.pos}
+        return {"perm": self.perm.cpu().clone(), "pos": self.pos}
 
     def load(self, state: dict) -> None:
-        self.perm, self.pos = state["perm"].clone(), int(state["pos"])
+        self.perm, self.pos = state["perm"].clone().to(self.device), int(state["pos"])
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
@@ -240,7 +243,7 @@ def train(
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr, betas=spec.adam_betas, eps=spec.adam_eps)
     gen = torch.Generator(device="cpu").manual_seed(spec.seed + 1)
     noise_gen = torch.Generator(device=device).manual_seed(spec.seed + 2)
-    stream = BatchStream(spec.n_images, gen)
+    stream = BatchStream(spec.n_images, gen, device)
     data = torch.from_numpy(images).to(device)
     images_seen, step, loss_log = 0, 0, []
 
@@ -294,7 +297,7 @@ def train(
         if max_steps is not None and steps_run >= max_steps:
             break
         batch = min(spec.batch_size, pending[0] * spec.n_images - images_seen)
-        idx = stream.next(batch).to(device)
+        idx = stream.next(batch)
         y = data[idx].to(torch.float32) / 127.5 - 1
         labels = None
         if spec.augment_p > 0:
