@@ -7,8 +7,10 @@ size. Without a measured throughput the reference is EDM's published cost on V10
 et al. 2022, appendix: FFHQ-64 and CIFAR-10 at 200 Mimg took about 4 and 2 days on 8 V100s
 for the 63M/56M-parameter networks), scaled by (scale/128)² (convolution FLOPs grow with
 channels²) with a floor of 5% for the small networks, which are launch-bound on a GPU.
-``--throughput`` takes the JSON of ``benchmarks/train_throughput.py --device cuda`` instead
-(images/s per arch, resolution and scale measured on your GPU).
+``--throughput`` takes the JSON of ``benchmarks/train_throughput.py --device cuda`` (or of
+``benchmarks/gpu_check.sh``) instead: images/s per arch, resolution and scale measured on your
+GPU; a configuration it lacks is scaled from the nearest measured scale at the same resolution
+(the same arch when measured) by the same (scale/128)² rule.
 
 Analysis: network evaluations (NFE) per evaluated checkpoint (distillation: sigmas ×
 samples_per_dim × d; linearity: sigma grid × pairs × (2 + alphas) × 2 input kinds; sampling:
@@ -42,9 +44,14 @@ FLOOR = 0.05
 def seconds_per_image(arch: str, scale: int, resolution: int, measured: dict | None) -> float:
     if measured is not None:
         key = (arch, resolution, scale)
-        if key not in measured:
-            raise SystemExit(f"--throughput has no measurement for {key}; have {sorted(measured)}")
-        return 1.0 / measured[key]
+        if key in measured:
+            return 1.0 / measured[key]
+        refs = [k for k in measured if k[1] == resolution]
+        refs = sorted([k for k in refs if k[0] == arch] or refs, key=lambda k: abs(k[2] - scale))
+        if not refs:
+            raise SystemExit(f"--throughput has no measurement at {resolution}px for {key}; have {sorted(measured)}")
+        ref = refs[0]  # the nearest measured scale, scaled by the (scale/128)^2 rule
+        return max((scale / 128) ** 2, FLOOR) / max((ref[2] / 128) ** 2, FLOOR) / measured[ref]
     ref = V100_S_PER_IMAGE.get(resolution, V100_S_PER_IMAGE[64] * (resolution / 64) ** 2)
     return ref * max((scale / 128) ** 2, FLOOR)
 
@@ -83,7 +90,7 @@ def cost(config_path: str, throughput: str | None, resolution: int | None = None
                         "images": images, "evaluated_checkpoints": n_eval}  # fmt: skip
     experiments = {}
     for name, rows in study.experiments.items():
-        ids = sorted({r.id for r, _ in rows})
+        ids = sorted({m.run.id for m in rows})
         experiments[name] = {"runs": len(ids), "train_h": sum(per_run[i]["train_h"] for i in ids),
                              "analysis_h": sum(per_run[i]["analysis_h"] for i in ids)}  # fmt: skip
     total = {"runs": len(per_run), "train_h": sum(r["train_h"] for r in per_run.values()),

@@ -38,6 +38,15 @@ LAYOUTS = {
 }
 
 
+def layout(arch: str, res: int) -> dict:
+    """The network layout of ``arch`` at ``res``: ADM at 32/64 is EDM's DhariwalUNet layout."""
+    if arch == "adm" and res >= 32:
+        from hiddengauss.networks import EDM_PRESETS
+
+        return {k: v for k, v in EDM_PRESETS["adm"].items() if k != "model_channels"}
+    return LAYOUTS[res]
+
+
 def measure_pipeline(arch, res, channels, scale, batch, device, bf16, tf32, compile_, seconds):
     """Images/s of the pipeline's training loop: train() for 3 + k and for 3 steps, the difference
     timed (set-up and the first steps cancel; a first 3-step call warms up and sizes k), on random
@@ -48,7 +57,7 @@ def measure_pipeline(arch, res, channels, scale, batch, device, bf16, tf32, comp
 
     from hiddengauss.training import Hardware, TrainSpec, train
 
-    spec = TrainSpec(arch=arch, model_scale=scale, **LAYOUTS[res], dropout=0.0, img_resolution=res,
+    spec = TrainSpec(arch=arch, model_scale=scale, **layout(arch, res), dropout=0.0, img_resolution=res,
                      img_channels=channels, n_images=4096, epochs=1000, batch_size=batch, lr=1e-4)  # fmt: skip
     images = np.random.default_rng(0).integers(0, 256, (4096, channels, res, res), dtype=np.uint8)
     hw = Hardware(device=device, tf32=tf32, bf16=bf16, compile=compile_)
@@ -63,7 +72,7 @@ def measure_pipeline(arch, res, channels, scale, batch, device, bf16, tf32, comp
     k = max(3, min(200, int(seconds * 3 / max(t3, 1e-3))))
     dt = run(3 + k) - run(3)
     return {"arch": arch, "resolution": res, "channels": channels, "model_scale": scale, "batch": batch,
-            "status": "ok", "steps": k, "images_per_s": k * batch / dt, **LAYOUTS[res]}  # fmt: skip
+            "status": "ok", "steps": k, "images_per_s": k * batch / dt, **layout(arch, res)}  # fmt: skip
 
 
 def measure(arch, res, channels, scale, batch, device, bf16, tf32, compile_, seconds, max_step_seconds, channels_last):
@@ -75,7 +84,7 @@ def measure(arch, res, channels, scale, batch, device, bf16, tf32, compile_, sec
     if tf32 and device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(0)
-    net = EDMDenoiser(build_network(arch, img_resolution=res, in_channels=channels, model_channels=scale, **LAYOUTS[res])).to(device)
+    net = EDMDenoiser(build_network(arch, img_resolution=res, in_channels=channels, model_channels=scale, **layout(arch, res))).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     fn = torch.compile(net) if compile_ else net
@@ -98,7 +107,7 @@ def measure(arch, res, channels, scale, batch, device, bf16, tf32, compile_, sec
     sync()
     first = time.perf_counter() - t
     out = {"arch": arch, "resolution": res, "channels": channels, "model_scale": scale, "batch": batch,
-           "n_params": count_parameters(net), "first_step_s": first, **LAYOUTS[res]}  # fmt: skip
+           "n_params": count_parameters(net), "first_step_s": first, **layout(arch, res)}  # fmt: skip
     if first > max_step_seconds:
         return {**out, "status": "too slow", "images_per_s": batch / first}
     if device == "cuda":

@@ -6,6 +6,7 @@ naive loop (the script asserts it), the closed form against Heun, the rule table
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,34 @@ def test_pipeline_times_table(tmp_path):
     assert rules["train"]["jobs"] == 2 and rules["train"]["total_s"] == 40.0
     assert rules["distill"]["share"] == pytest.approx(1 / 3)
     assert "job seconds / wall = 2.00" in proc.stdout
+
+
+def test_gpu_check_runs_at_toy_sizes_on_the_cpu(tmp_path):
+    """``bash benchmarks/gpu_check.sh --cpu``: every step runs (the smoke step as a dry run) and
+    the JSON carries a training-throughput row that cost_model.py reads."""
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_check.sh"), "--cpu", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHON": sys.executable})  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    steps = report["steps"]
+    assert set(steps) == {"smoke", "train", "eigh", "nn", "heun"} and not any(s.get("status") == "error" for s in steps.values())
+    assert {r["mode"] for r in steps["train"]["rows"]} == {"fp32", "bf16", "pipeline loop"}
+    assert all(r["images_per_s"] > 0 for r in steps["train"]["rows"]) and steps["heun"]["finite"]
+    assert steps["eigh"]["gram_rank"] == 19 and steps["smoke"]["planned"] > 0
+    (row,) = report["results"]
+    assert row["model_scale"] == 4 and row["resolution"] == 8
+    assert "| train |" in out.with_suffix(".md").read_text()
+    # the cost model takes it: scales a config's other networks from the measured one
+    cost = run_script(ROOT / "benchmarks/cost_model.py", ROOT / "config/smoke.yaml", "--throughput", out)
+    assert "measured" in cost.stdout
+
+
+def test_cost_model_prices_the_paper_grid():
+    """cost_model.py plans config/ffhq64.yaml's DAG (no data needed) and prices each run; EDM's
+    ADM (192 channels) costs (192/128)² of the scale-128 NCSN++ at the same N."""
+    run_script(ROOT / "benchmarks/cost_model.py", ROOT / "config/ffhq64.yaml")
+    out = json.loads((ROOT / "benchmarks/out/cost-ffhq64.json").read_text())
+    runs = out["runs"]
+    assert out["total"]["runs"] == 16 == len(runs)
+    assert runs["adm_c192_n70000_s0"]["train_h"] == pytest.approx(2.25 * runs["ncsnpp_c128_n70000_s0"]["train_h"])
