@@ -121,3 +121,23 @@ def test_distillation_linearity_distances_and_neighbours_stay_on_the_device():
         empirical_optimal_denoiser(x1, 0.5, train, chunk=16)
         nearest_neighbours(x1, train, k=2)
         max_cosine_mean_removed(x1, train, chunk=16), paired_centred_cosine(x1, x2)
+
+
+def test_closed_form_denoisers_stay_on_the_device():
+    from hiddengauss.closed_forms import (
+        GaussianMixture,
+        els_denoiser,
+        fit_gaussian_mixture,
+        gaussian_mixture_denoiser,
+        local_denoiser,
+        patch_denoiser,
+    )
+
+    cpu_train = torch.from_numpy(np.random.default_rng(1).normal(size=(12, D)))
+    mix = fit_gaussian_mixture(cpu_train, SHAPE, 3)
+    mix = GaussianMixture([g.to(GPU) for g in mix.components], mix.weights.to(GPU))
+    x, train = torch.zeros(3, D, device=GPU, dtype=torch.float64), cpu_train.to(GPU)
+    with SameDevice():
+        outs = [gaussian_mixture_denoiser(x, 0.5, mix), local_denoiser(x, 0.5, train, torch.ones(D, D, device=GPU), chunk=5),
+                patch_denoiser(x, 0.5, train, SHAPE, 3, chunk=5), els_denoiser(x, 0.5, train, SHAPE, 3, chunk=5)]  # fmt: skip
+    assert all(o.device == GPU and o.shape == (3, D) for o in outs)

@@ -1,0 +1,144 @@
+"""Closed-form denoisers beyond the global Gaussian, where the answer is known: the limits that
+give the empirical and the Wiener denoiser, brute-force loops on tiny cases, equivariance."""
+
+import numpy as np
+import pytest
+import torch
+
+from hiddengauss.closed_forms import (
+    els_denoiser,
+    fit_gaussian_mixture,
+    gaussian_mixture_denoiser,
+    local_denoiser,
+    patch_denoiser,
+    wiener_locality_mask,
+)
+from hiddengauss.empirical import empirical_optimal_denoiser
+from hiddengauss.gaussian import fit_gaussian
+
+
+def images(n, shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, int(np.prod(shape)), generator=g, dtype=torch.float64) * 2 - 1
+
+
+def noisy(n, shape, sigma, seed=99):
+    return images(n, shape, seed) + sigma * torch.randn(n, int(np.prod(shape)), generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+
+
+SIGMAS = (0.05, 0.5, 3.0)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_mixture_of_one_is_the_wiener_denoiser_and_of_n_the_empirical_one(sigma):
+    shape = (1, 3, 4)
+    y, x = images(20, shape, 0), noisy(6, shape, sigma)
+    one = fit_gaussian_mixture(y, shape, 1)
+    torch.testing.assert_close(gaussian_mixture_denoiser(x, sigma, one), fit_gaussian([y], shape).denoise(x, sigma), rtol=0, atol=1e-10)
+    every = fit_gaussian_mixture(y, shape, 20)
+    torch.testing.assert_close(gaussian_mixture_denoiser(x, sigma, every), empirical_optimal_denoiser(x, sigma, y), rtol=0, atol=1e-10)
+
+
+def test_mixture_matches_the_posterior_mean_computed_densely():
+    shape, sigma = (1, 2, 3), 0.4
+    y, x = images(30, shape, 1), noisy(5, shape, sigma)
+    mix = fit_gaussian_mixture(y, shape, 3, seed=0)
+    d = y.shape[1]
+    logits, means = [], []
+    for w, g in zip(mix.weights, mix.components):
+        u, lam = g.eigenvectors, g.eigenvalues
+        cov = (u * lam) @ u.T + sigma**2 * torch.eye(d, dtype=torch.float64)
+        dist = torch.distributions.MultivariateNormal(g.mean, covariance_matrix=cov)
+        logits.append(torch.log(w) + dist.log_prob(x))
+        means.append(g.mean + (x - g.mean) @ torch.linalg.solve(cov, (u * lam) @ u.T).T)
+    r = torch.softmax(torch.stack(logits, 1), 1)
+    expected = sum(r[:, k : k + 1] * means[k] for k in range(len(means)))
+    torch.testing.assert_close(gaussian_mixture_denoiser(x, sigma, mix), expected, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="1 <= k <= 30"):
+        fit_gaussian_mixture(y, shape, 31)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_local_model_with_an_all_ones_mask_is_the_empirical_denoiser(sigma):
+    shape = (1, 3, 3)
+    y, x = images(25, shape, 2), noisy(4, shape, sigma)
+    ones = torch.ones(9, 9, dtype=torch.float64)
+    torch.testing.assert_close(local_denoiser(x, sigma, y, ones, chunk=7), empirical_optimal_denoiser(x, sigma, y), rtol=0, atol=1e-10)
+
+
+def test_local_model_matches_a_loop_over_pixels():
+    shape, sigma, tau = (1, 2, 3), 0.3, 0.7
+    y, x = images(8, shape, 3), noisy(3, shape, sigma)
+    mask = (torch.rand(6, 6, generator=torch.Generator().manual_seed(4)) < 0.5).double()
+    mask.fill_diagonal_(1)
+    out = torch.empty_like(x)
+    for b in range(3):
+        for n in range(6):
+            logit = torch.stack([-(mask[n] * (x[b] - y[i]) ** 2).sum() / (2 * sigma**2 * tau) for i in range(8)])
+            out[b, n] = (torch.softmax(logit, 0) * y[:, n]).sum()
+    torch.testing.assert_close(local_denoiser(x, sigma, y, mask, temperature=tau, chunk=3), out, rtol=0, atol=1e-12)
+
+
+def test_wiener_locality_mask_limits():
+    """σ → 0 with a full-rank Σ: W_σ → I, the mask is the identity; σ → ∞: W_σ → Σ/σ², the mask
+    thresholds Σ[n,m]/Σ[n,n] at 0.02 of its largest magnitude."""
+    shape = (1, 4, 4)
+    g = torch.Generator().manual_seed(5)
+    base = torch.randn(400, 1, 4, 4, generator=g, dtype=torch.float64)
+    smooth = (base + base.roll(1, 2) + base.roll(1, 3)) / 3 + 0.1 * torch.randn(400, 1, 4, 4, generator=g, dtype=torch.float64)
+    gauss = fit_gaussian([smooth.reshape(400, -1)], shape)
+    torch.testing.assert_close(wiener_locality_mask(gauss, 1e-4), torch.eye(16, dtype=torch.float64))
+    cov = (gauss.eigenvectors * gauss.eigenvalues) @ gauss.eigenvectors.T
+    a = (cov / torch.diagonal(cov)[:, None]).abs()
+    wide = wiener_locality_mask(gauss, 1e4)
+    torch.testing.assert_close(wide, (a >= 0.02 * a.max()).double())
+    assert 16 < wide.sum() < 256  # local, not empty and not everything
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_patch_model_with_the_whole_image_is_the_empirical_denoiser(sigma):
+    shape = (3, 4, 4)
+    y, x = images(12, shape, 6), noisy(3, shape, sigma)
+    torch.testing.assert_close(patch_denoiser(x, sigma, y, shape, 4, chunk=5), empirical_optimal_denoiser(x, sigma, y), rtol=0, atol=1e-10)
+
+
+def test_patch_model_matches_a_loop_over_crops():
+    shape, sigma, k = (1, 4, 3), 0.4, 2
+    y, x = images(6, shape, 7), noisy(2, shape, sigma)
+    yi, xi = y.reshape(-1, *shape), x.reshape(-1, *shape)
+    total, count = torch.zeros_like(xi), torch.zeros_like(xi)
+    for a in range(4 - k + 1):
+        for b in range(3 - k + 1):
+            crop = (slice(None), slice(None), slice(a, a + k), slice(b, b + k))
+            for j in range(2):
+                logit = torch.stack([-((xi[j][crop[1:]] - yi[i][crop[1:]]) ** 2).sum() / (2 * sigma**2) for i in range(6)])
+                w = torch.softmax(logit, 0)
+                total[j][crop[1:]] += (w[:, None, None, None] * yi[(slice(None), *crop[1:])]).sum(0)
+                count[j][crop[1:]] += 1
+    torch.testing.assert_close(patch_denoiser(x, sigma, y, shape, k, chunk=4), (total / count).reshape(2, -1), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding", ["zeros", "circular"])
+def test_els_matches_a_loop_over_every_patch_of_every_image(padding):
+    shape, sigma, k = (2, 3, 4), 0.5, 3
+    y, x = images(3, shape, 8), noisy(2, shape, sigma)
+    mode = "circular" if padding == "circular" else "constant"
+    pad = lambda t: torch.nn.functional.pad(t.reshape(-1, *shape), (1, 1, 1, 1), mode=mode)  # noqa: E731
+    yp, xp = pad(y), pad(x)
+    patches = [yp[i, :, a : a + k, b : b + k] for i in range(3) for a in range(3) for b in range(4)]
+    out = torch.empty(2, *shape, dtype=torch.float64)
+    for j in range(2):
+        for a in range(3):
+            for b in range(4):
+                nb = xp[j, :, a : a + k, b : b + k]
+                w = torch.softmax(torch.stack([-((nb - p) ** 2).sum() / (2 * sigma**2) for p in patches]), 0)
+                out[j, :, a, b] = sum(wi * p[:, 1, 1] for wi, p in zip(w, patches))
+    torch.testing.assert_close(els_denoiser(x, sigma, y, shape, k, padding, chunk=2), out.reshape(2, -1), rtol=0, atol=1e-12)
+
+
+def test_els_is_translation_equivariant_with_circular_padding():
+    shape, sigma = (1, 5, 5), 0.3
+    y, x = images(4, shape, 9), noisy(2, shape, sigma)
+    shift = lambda t: t.reshape(-1, *shape).roll((2, 1), (2, 3)).reshape(t.shape[0], -1)  # noqa: E731
+    out = els_denoiser(x, sigma, y, shape, 3, "circular")
+    torch.testing.assert_close(els_denoiser(shift(x), sigma, y, shape, 3, "circular"), shift(out), rtol=0, atol=1e-12)
