@@ -84,6 +84,7 @@ rule teleportation:
             "seed_offset",
             "teleport_sampler",
             "teleport_skips",
+            "batch_size",
             "device",
         ),
     script:
