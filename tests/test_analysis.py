@@ -1,6 +1,7 @@
 """The row builders of the per-checkpoint tables, on denoisers whose answers are known."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -143,3 +144,37 @@ def test_teleporting_the_gaussian_model_stays_on_its_own_flow(gaussian):
     assert [r["skip_steps"] for r in rows] == [0, 4, 8]  # a skip beyond the schedule is left out
     assert rows[0]["rmse_to_full"] == 0 and [r["nfe_saved"] for r in rows] == [0, 8, 16]
     assert all(r["rmse_to_full"] < 0.02 and r["cosine_to_full"] > 0.999 for r in rows), rows
+
+
+def test_closed_form_models_join_the_distance_table_with_r2_and_a_calibrated_els():
+    """Every enabled model gets a network-<model> pair with r2 on the same inputs; the empirical
+    denoiser explains itself (r2 = 1 when the "network" is the empirical denoiser: mixture K = N
+    and the whole-image patch at sigma = 80); ELS runs on els_inputs items with one chosen patch
+    size per sigma, calibrated on other images."""
+    from hiddengauss.analysis import CALIBRATION, baseline_models
+    from hiddengauss.empirical import empirical_optimal_denoiser
+
+    shape = (1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(10, 16, generator=g, dtype=torch.float64) * 2 - 1
+    held = torch.rand(20, 16, generator=g, dtype=torch.float64) * 2 - 1
+    gauss = fit_gaussian_from(train, shape)
+    network = lambda x, s: empirical_optimal_denoiser(x, s, train)  # noqa: E731
+    settings = {"models": ["mixture", "local", "patch", "els"], "mixture_components": [4, 50], "els_patch_sizes": [1, 3],
+                "els_inputs": 6}  # fmt: skip
+    models, limits, cal = baseline_models(network, held, settings, gauss, train, shape)
+    assert set(models) == {"mixture4", "mixture10", "local", "patch", "els"} and limits == {"els": 6}
+    rows, items = distance_rows({"network": network, **models}, held, [80.0, 0.5, 0.05], 16, 0, limits)
+    frame = pd.DataFrame(rows).set_index(["pair", "sigma"])
+    assert {f"network-{m}" for m in models} == set(frame.index.get_level_values(0))
+    assert frame.loc[("network-mixture10", 0.5), "r2"] == pytest.approx(1, abs=1e-9)  # K = N: the empirical denoiser
+    assert frame.loc[("network-patch", 80.0), "r2"] == pytest.approx(1, abs=1e-9)  # whole-image patch at sigma 80
+    assert items.groupby("pair")["item"].nunique().to_dict() == {f"network-{m}": 6 if m == "els" else 16 for m in models}
+    cal = pd.DataFrame(cal, columns=CALIBRATION)
+    assert len(cal) == 3 * 2 and (cal.groupby("sigma")["chosen"].sum() == 1).all()
+
+
+def fit_gaussian_from(train, shape):
+    from hiddengauss.gaussian import fit_gaussian
+
+    return fit_gaussian([train], shape)

@@ -39,14 +39,14 @@ def test_denoiser_distance():
 
 
 def test_each_measure_draws_its_own_noise():
-    """Distillation, linearity and distances use independent noise (the distilled map is scored
+    """Distillation, linearity, distances and the ELS calibration use independent noise (the distilled map is scored
     on noise it was not fitted on), the same for every model: the seeds depend only on the
     config's noise seed and the measure."""
     from hiddengauss.distill import noisy_inputs
     from hiddengauss.metrics import MEASURES, fixed_noise, measure_seed
 
     seeds = {m: measure_seed(0, m) for m in MEASURES}
-    assert len(set(seeds.values())) == 3 and seeds == {m: measure_seed(0, m) for m in MEASURES}
+    assert len(set(seeds.values())) == len(MEASURES) == 4 and seeds == {m: measure_seed(0, m) for m in MEASURES}
     assert measure_seed(1, "linearity") != seeds["linearity"]
     y = torch.zeros(4, 6, dtype=torch.float64)
     fit_noise = next(noisy_inputs(y, 1.0, 4, 4, seeds["distill"]))

@@ -110,27 +110,57 @@ def linearity_rows(
 
 
 def distance_rows(
-    denoisers: dict[str, Denoiser], y: torch.Tensor, sigmas, n_inputs: int, seed: int = 0
+    denoisers: dict[str, Denoiser], y: torch.Tensor, sigmas, n_inputs: int, seed: int = 0,
+    limits: dict[str, int] | None = None,
 ) -> tuple[list[dict], pd.DataFrame]:
-    """RMSE, mean per-sample RMS and nMSE between pairs of denoisers on x = y + σn.
+    """RMSE, mean per-sample RMS, nMSE and r² between pairs of denoisers on x = y + σn.
 
     ``denoisers`` maps 'network', 'linear' (the distilled family D_L(x;σ), or absent),
-    'gaussian' and 'empirical' to denoisers; pairs are network–gaussian, linear–gaussian,
-    network–linear and network–empirical, whichever are available. Returns the
-    denoiser_distances.csv rows and the per-input items (distance_items: sigma, pair, item,
-    rms, nmse).
+    'gaussian' and 'empirical' to denoisers, and any other name to a closed-form model
+    (:func:`.closed_forms.baseline_denoisers`); pairs are network–gaussian, linear–gaussian,
+    network–linear, network–empirical and network–⟨model⟩, whichever are available. Returns
+    the denoiser_distances.csv rows and the per-input items (distance_items: sigma, pair, item,
+    rms, nmse, r2). ``limits`` runs a costly model on the first m inputs only (the same
+    inputs, compared with the same outputs of its partner).
     """
+    limits = limits or {}
     y = y[:n_inputs]
     noise = fixed_noise(len(y), y.shape[1], measure_seed(seed, "distances")).to(y)
     pairs = [("network", "gaussian"), ("linear", "gaussian"), ("network", "linear"), ("network", "empirical")]
+    pairs += [("network", name) for name in denoisers if name not in {"network", "linear", "gaussian", "empirical"}]
     rows, items = [], []
     for sigma in map(float, sigmas):
         x = y + sigma * noise
-        out = {name: fn(x, sigma) for name, fn in denoisers.items()}
+        out = {name: fn(x[: limits.get(name, len(x))], sigma) for name, fn in denoisers.items()}
         for a, b in pairs:
             if a in out and b in out:
-                rows.append({"sigma": sigma, "pair": f"{a}-{b}", **denoiser_distance(out[a], out[b])})
-                per = denoiser_distance_per_sample(out[a], out[b])
-                items.append(pd.DataFrame({"sigma": sigma, "pair": f"{a}-{b}", "item": np.arange(len(y)),
+                m = min(len(out[a]), len(out[b]))
+                rows.append({"sigma": sigma, "pair": f"{a}-{b}", **denoiser_distance(out[a][:m], out[b][:m])})
+                per = denoiser_distance_per_sample(out[a][:m], out[b][:m])
+                items.append(pd.DataFrame({"sigma": sigma, "pair": f"{a}-{b}", "item": np.arange(m),
                                            **{k: v.cpu().numpy() for k, v in per.items()}}))  # fmt: skip
     return rows, pd.concat(items, ignore_index=True)
+
+
+CALIBRATION = ["sigma", "patch", "r2", "chosen"]
+
+
+def baseline_models(network: Denoiser, y: torch.Tensor, settings: dict, gauss: GaussianModel, train: torch.Tensor,
+                    image_shape, seed: int = 0) -> tuple[dict[str, Denoiser], dict[str, int], list[dict]]:  # fmt: skip
+    """The closed-form models of ``settings`` (config ``baselines``) for :func:`distance_rows`:
+    (denoisers by name, input limits, ELS calibration rows, filled as the ELS machine runs).
+
+    The ELS machine runs on the first ``els_inputs`` distance inputs, with its patch size
+    calibrated per σ against the network on as many other held-out images (the last ones of
+    ``y``) under independent noise (els_calibration: sigma, patch, r2, chosen)."""
+    from .closed_forms import baseline_denoisers, calibrated_els
+
+    models, limits, cal = baseline_denoisers(settings, gauss, train, image_shape), {}, []
+    if "els" in settings.get("models", []):
+        m = min(settings.get("els_inputs", 32), len(y))
+        held = y[-m:]
+        noise = fixed_noise(m, y.shape[1], measure_seed(seed, "els_calibration")).to(y)
+        models["els"], cal = calibrated_els(network, train, image_shape, settings.get("els_patch_sizes", [3, 5]),
+                                            lambda s: held + s * noise, settings.get("els_padding", "zeros"))  # fmt: skip
+        limits["els"] = m
+    return models, limits, cal

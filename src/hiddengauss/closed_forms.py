@@ -224,3 +224,72 @@ def els_denoiser(x: torch.Tensor, sigma: float, train: torch.Tensor, image_shape
         acc.add(-d2.clamp_min(0) / (2 * sigma**2), lambda wt, centres=centres: wt @ centres)  # (B, P, C)
     out = acc.mean()  # (B, P = HW, C)
     return out.transpose(1, 2).reshape(x.shape[0], -1).to(x.dtype)
+
+
+# --------------------------------------------------------------------------- the pipeline's set
+
+
+def patch_schedule(sigma: float, side: int, k_min: int = 3, sigma_lo: float = 0.002, sigma_hi: float = 80.0) -> int:
+    """Patch size of the "square" schedule at σ: the whole image (``side``) at σ ≥ σ_hi, k_min
+    at σ ≤ σ_lo, log-linear in σ between (rounded); Niedoba et al. shrink the patch from the full
+    image to 3 pixels along the sampler's σ schedule."""
+    t = (math.log(max(sigma, sigma_lo)) - math.log(sigma_lo)) / (math.log(sigma_hi) - math.log(sigma_lo))
+    return int(round(k_min + min(t, 1.0) * (side - k_min)))
+
+
+def baseline_denoisers(settings: dict, gauss: GaussianModel, train: torch.Tensor, image_shape) -> dict:
+    """The closed-form denoisers ``settings`` (config ``baselines``) enables, as D(x;σ) functions
+    of the training images ``train`` and their Gaussian ``gauss``: ``mixture<K>`` per K (K capped
+    at N), ``local``, ``patch``. The ELS machine needs a calibration against the network
+    (:func:`calibrated_els`)."""
+    models = settings.get("models", [])
+    out = {}
+    if "mixture" in models:
+        for k in settings.get("mixture_components", [8]):
+            kk = min(int(k), train.shape[0])
+            mix = fit_gaussian_mixture(train, image_shape, kk, seed=settings.get("seed", 0))
+            out[f"mixture{kk}"] = lambda x, s, mix=mix: gaussian_mixture_denoiser(x, s, mix)
+    if "local" in models:
+        thr, tau = settings.get("local_threshold", 0.02), settings.get("local_temperature", 1.0)
+        masks: dict[float, torch.Tensor] = {}
+
+        def local(x, s):
+            if s not in masks:
+                masks[s] = wiener_locality_mask(gauss, s, thr)
+            return local_denoiser(x, s, train, masks[s], tau)
+
+        out["local"] = local
+    if "patch" in models:
+        side = min(image_shape[1:])
+        k_min = min(settings.get("patch_min", 3), side)
+        out["patch"] = lambda x, s: patch_denoiser(x, s, train, image_shape, patch_schedule(s, side, k_min))
+    return out
+
+
+def calibrated_els(network, train: torch.Tensor, image_shape, sizes, calibration_inputs: torch.Tensor,
+                   padding: str = "zeros"):  # fmt: skip
+    """The ELS machine with its patch size chosen per σ against the network, as Kamb & Ganguli
+    calibrate it: at each σ, the size k of ``sizes`` whose output has the highest mean r² to the
+    network's on ``calibration_inputs`` (noisy images drawn apart from the evaluated ones).
+    Returns (denoiser, calibration rows {sigma, patch, r2, chosen})."""
+    from .metrics import denoiser_distance_per_sample
+
+    chosen: dict[float, int] = {}
+    rows: list[dict] = []
+
+    def fit(sigma):
+        x = calibration_inputs(sigma)
+        target = network(x, sigma)
+        scores = {}
+        for k in sizes:
+            scores[k] = float(denoiser_distance_per_sample(target, els_denoiser(x, sigma, train, image_shape, k, padding))["r2"].mean())
+        best = max(scores, key=scores.get)
+        rows.extend({"sigma": sigma, "patch": k, "r2": r, "chosen": k == best} for k, r in scores.items())
+        return best
+
+    def denoise(x, sigma):
+        if sigma not in chosen:
+            chosen[sigma] = fit(sigma)
+        return els_denoiser(x, sigma, train, image_shape, chosen[sigma], padding)
+
+    return denoise, rows

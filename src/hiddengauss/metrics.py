@@ -55,25 +55,33 @@ def denoiser_distance(d1: torch.Tensor, d2: torch.Tensor) -> dict[str, float]:
 
     rmse = √(mean over samples and pixels of (D1 − D2)²)  (square root outside, as the reviewer asked);
     rms_mean = mean over samples of √(mean over pixels)    (the paper's Eq. 8);
-    nmse = mean over samples of ‖D1 − D2‖/‖D1‖            (the rebuttal's normalized error).
+    nmse = mean over samples of ‖D1 − D2‖/‖D1‖            (the rebuttal's normalized error);
+    r2 = median over samples of the r² of D2 as a model of D1 (:func:`denoiser_distance_per_sample`;
+         the median, as Kamb & Ganguli report it: an input whose network output is almost flat
+         has a near-zero denominator and an unbounded r²).
     """
     per = denoiser_distance_per_sample(d1, d2)
     return {"rmse": float((per["rms"] ** 2).mean().sqrt()), "rms_mean": float(per["rms"].mean()),
-            "nmse": float(per["nmse"].mean())}  # fmt: skip
+            "nmse": float(per["nmse"].mean()), "r2": float(per["r2"].median())}  # fmt: skip
 
 
 def denoiser_distance_per_sample(d1: torch.Tensor, d2: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per sample: rms = √(‖D1 − D2‖²/d) and nmse = ‖D1 − D2‖/‖D1‖ (float64)."""
-    diff = (d1 - d2).to(torch.float64)
-    return {"rms": (diff**2).mean(1).sqrt(),
-            "nmse": torch.linalg.norm(diff, dim=1) / torch.linalg.norm(d1.to(torch.float64), dim=1)}  # fmt: skip
+    """Per sample: rms = √(‖D1 − D2‖²/d), nmse = ‖D1 − D2‖/‖D1‖ and the share of the variance of
+    D1's output that D2 explains, r² = 1 − ‖D1 − D2‖² / ‖D1 − mean_pixels(D1)‖² (the closed-form
+    papers' r², e.g. Lukoianov et al.'s ``calculate_r2_score``: 1 − SSE/(d·Var_pixels D1));
+    float64. D1 is the network (the first denoiser of a pair)."""
+    d1 = d1.to(torch.float64)
+    diff = d1 - d2.to(torch.float64)
+    spread = ((d1 - d1.mean(1, keepdim=True)) ** 2).sum(1)
+    return {"rms": (diff**2).mean(1).sqrt(), "nmse": torch.linalg.norm(diff, dim=1) / torch.linalg.norm(d1, dim=1),
+            "r2": 1 - (diff**2).sum(1) / spread.clamp_min(1e-300)}  # fmt: skip
 
 
-MEASURES = ("distill", "linearity", "distances")
+MEASURES = ("distill", "linearity", "distances", "els_calibration")
 
 
 def measure_seed(seed: int, measure: str) -> int:
-    """The noise seed of one measure (distillation, linearity, distances), derived from
+    """The noise seed of one measure (distillation, linearity, distances, the ELS calibration), derived from
     ``analysis.noise_seed`` so that the three measures draw independent noise."""
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}: one of {MEASURES}")

@@ -112,7 +112,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("eigen_diagonal", "distill", CHECKPOINT, ("sigma", "k", "eigenvalue", "shrinkage", "diagonal")),
     Table("linearity", "measure_denoisers", CHECKPOINT, ("sigma", "target", "inputs", "a", "alpha", "cosine", "nmse"),
           baseline=True),
-    Table("denoiser_distances", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "rmse", "rms_mean", "nmse")),
+    Table("denoiser_distances", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "rmse", "rms_mean", "nmse", "r2")),
     Table("generalization", "generalization", CHECKPOINT,
           ("sampler", "n_samples", "gl_score", "memorized_fraction", "mean_nn_distance", "mean_max_cosine", "gaussian_rmse")),
     Table("teleportation", "teleportation", FINAL_CHECKPOINT,
@@ -123,7 +123,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
            "gaussian_s1_s2_cosine", "network_gaussian_cosine", "s1_s2_centred_cosine",
            "gaussian_s1_s2_centred_cosine", "floor_cosine")),
     # per-item values behind the claims' bootstrap intervals (the same items for every model)
-    Table("distance_items", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "item", "rms", "nmse")),
+    Table("distance_items", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "item", "rms", "nmse", "r2")),
+    Table("els_calibration", "measure_denoisers", CHECKPOINT, ("sigma", "patch", "r2", "chosen")),
     Table("linearity_items", "measure_denoisers", CHECKPOINT, ("sigma", "a", "item", "cosine", "nmse")),
     Table("generalization_items", "generalization", CHECKPOINT, ("sampler", "item", "nn_ratio", "memorized")),
     Table("strong_generalization_items", "strong_generalization", PAIR,

@@ -39,6 +39,7 @@ rule measure_denoisers:
         distances=f"{EVAL}/denoiser_distances.csv",
         linearity_items=f"{EVAL}/linearity_items.csv",
         distance_items=f"{EVAL}/distance_items.csv",
+        els_calibration=f"{EVAL}/els_calibration.csv",
     log:
         f"{RESULTS}/logs/measure_denoisers/{{run}}_epoch{{epoch}}.log",
     benchmark:
@@ -61,6 +62,7 @@ rule measure_denoisers:
             "noise_seed",
             "device",
         ),
+        baselines=config["baselines"],
     script:
         "../scripts/measure_denoisers.py"
 
