@@ -69,6 +69,7 @@ def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFra
     runs = runs.assign(images_seen=[200_000 * e // finals[r] for r, e in zip(runs["run_id"], runs["epoch"])],
                        n_params=1234, final_loss=0.1, warmup_images=WARMUP_IMAGES, p_mean=-1.2, p_std=1.2)  # fmt: skip
     rng = np.random.default_rng(1)
+    spread_rng = np.random.default_rng(2)  # its own stream: the other tables' draws stay as they were
     shared = {k: rng.standard_normal(n) for k, n in N_ITEMS.items()}
     uniform = rng.uniform(size=N_ITEMS["samples"])  # a sample is a copy when its u < m, at every checkpoint
     lin_items, dist_items, gen_items, strong_items = [], [], [], []
@@ -96,12 +97,18 @@ def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFra
             lg = 0.02 + 0.5 * (1 - m if flip else m)  # contradicted: the linear model matches D_G only when memorizing
             gap = 0.05 + 0.2 * m + 0.01 * np.log2(1024 / run.size)  # the gap also falls with N among generalizing runs
             for pair, v in (("network-gaussian", gap), ("linear-gaussian", lg),
-                            ("network-linear", 0.05), ("network-empirical", 0.3 - 0.2 * m)):  # fmt: skip
-                dist.append({**k, "sigma": s, "pair": pair, "rmse": v * bump(s) + 0.01, "rms_mean": v, "nmse": v * bump(s) + 0.01})
+                            ("network-linear", 0.05), ("network-empirical", 0.3 - 0.2 * m),
+                            ("network-local", (1.6 if flip else 0.6) * gap), ("network-mixture8", 0.8 * gap)):  # fmt: skip
+                dist.append({**k, "sigma": s, "pair": pair, "rmse": v * bump(s) + 0.01, "rms_mean": v, "nmse": v * bump(s) + 0.01,
+                             "r2": 1 - 2 * (v * bump(s) + 0.01)})  # fmt: skip
                 n, item_value = N_ITEMS["inputs"], v * bump(s) + 0.01
-                dist_items.append(pd.DataFrame({**k, "sigma": s, "pair": pair, "item": np.arange(n),
-                                                "rms": _items(rng, n, item_value, noise, shared["inputs"]),
-                                                "nmse": _items(rng, n, item_value, noise, shared["inputs"])}))  # fmt: skip
+                rms = _items(rng, n, item_value, noise, shared["inputs"])
+                dist_items.append(pd.DataFrame({**k, "sigma": s, "pair": pair, "item": np.arange(n), "rms": rms,
+                                                "nmse": _items(rng, n, item_value, noise, shared["inputs"]),
+                                                "r2": 1 - 2 * rms,
+                                                # contradicted: the network's output barely varies; noisy: r2 scattered about 0.9
+                                                "spread": (0.01 if flip else 0.5) + 0 * rms if noise == 0 else
+                                                10 * rms**2 * spread_rng.uniform(0.5, 1.5, n)}))  # fmt: skip
             distil.append({**k, "sigma": s, "method": "closed_form", "fit_rmse": 0.01, "weight_rel_error": 0.1 + m})
             shrink = lam / (lam + s**2)
             diag.append(pd.DataFrame({**k, "sigma": s, "k": np.arange(1, D + 1), "eigenvalue": lam, "shrinkage": shrink,

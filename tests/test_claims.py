@@ -25,7 +25,8 @@ from hiddengauss.inference import (
 MEMORIZATION_ONLY = {"memorization_grows_with_scale", "memorization_grows_with_epochs"}
 # claims that need both regimes in one experiment: the contradicting world (memorization
 # reversed) has no generalizing checkpoint there, so they are left open, with the reason
-PREMISE = {"linear_is_gaussian_when_generalizing", "linear_departs_when_memorizing", "early_training_is_gaussian"}
+PREMISE = {"linear_is_gaussian_when_generalizing", "linear_departs_when_memorizing", "early_training_is_gaussian",
+           "local_beats_gaussian_at_intermediate_sigma", "gaussian_suffices_at_high_sigma"}  # the last two: generalizing final checkpoints
 
 
 def claims_of(tables, **kw):
@@ -56,6 +57,19 @@ def _reshape_distance(tables, pair, value_of):
     d = tables["distance_items"]
     sel = d["pair"] == pair
     d.loc[sel, ["rms", "nmse"]] = np.repeat(value_of(d[sel])[:, None], 2, axis=1)
+
+
+def test_closed_form_claims_fail_when_the_local_model_is_worse_and_the_gaussian_explains_little():
+    tables = synth.build_tables()
+    d = tables["distance_items"]
+    local, gauss = d["pair"] == "network-local", d["pair"] == "network-gaussian"
+    d.loc[local, "rms"] = d.loc[gauss, "rms"].to_numpy() * 1.5  # the same items, 50% larger errors
+    d["spread"] = 0.005  # the network's output barely varies across pixels: the Gaussian explains < 90% of it
+    c = claims_of(tables)
+    assert c.loc["local_beats_gaussian_at_intermediate_sigma", "verdict"] == FAILS
+    assert c.loc["gaussian_suffices_at_high_sigma", "verdict"] == FAILS
+    tables["distance_items"] = d[~local]  # no local model configured: said so
+    assert "lacks local" in claims_of(tables).loc["local_beats_gaussian_at_intermediate_sigma", "note"]
 
 
 def test_linear_gaussian_claims_fail_when_the_linear_map_departs_in_the_wrong_regime():

@@ -127,7 +127,7 @@ def test_figures_follow_the_configured_experiments():
     assert study.figure_subsets("same_noise_samples") == ["n128"] and study.claims_tables()[-1] == "strong_generalization_items"
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     only = Study(validate_config({**cfg, "experiments": {"dataset_size": cfg["experiments"]["dataset_size"]}}))
-    assert only.figures() == sorted(["dataset_size", "gaussian_structure", "linear_vs_gaussian", "linearity",
+    assert only.figures() == sorted(["closed_forms", "dataset_size", "gaussian_structure", "linear_vs_gaussian", "linearity",
                                      "same_noise_samples", "teleportation"])  # fmt: skip
     assert only.figure_experiment("same_noise_samples") == "dataset_size"
     assert only.showcase()[0].size == 128  # the largest training set

@@ -41,6 +41,15 @@ PAIRS = {  # denoiser pair -> line style
     "network-linear": dict(color="tab:orange", ls="-."),
     "network-empirical": dict(color="tab:red", ls=":"),
 }
+CLOSED_FORMS = {  # closed-form model (pair network-<model>) -> line style; mixtures share one
+    "gaussian": dict(color="tab:blue", ls="-"),
+    "mixture": dict(color="tab:purple", ls="--"),
+    "local": dict(color="tab:green", ls="-"),
+    "patch": dict(color="tab:orange", ls="-."),
+    "els": dict(color="tab:brown", ls="-", marker="."),
+    "empirical": dict(color="tab:red", ls=":"),
+}
+R2_FLOOR = -0.5  # r² axis bottom: below it a model explains less than nothing (the curve leaves the axes)
 SWEEPS = {"dataset_size": ("dataset_size", "training images N"), "model_scale": ("model_scale", "model scale (channels)"),
           "training_epochs": ("epoch", "training epoch")}  # fmt: skip
 
@@ -516,6 +525,69 @@ def architectures_figure(data: FigureData):
         show_grid(axes[1, j], rows, shape, labels, f"same latents ({s})")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("Architectures: distances between denoisers (top) and same-noise samples (bottom)")
+    return fig
+
+
+def _closed_form_pairs(items: pd.DataFrame) -> list[tuple[str, str]]:
+    """(pair, model kind) of every network-<closed form> pair in ``items``, in CLOSED_FORMS order."""
+    names = sorted(p for p in items["pair"].unique() if p.startswith("network-") and p != "network-linear")
+    kind = lambda p: next((k for k in CLOSED_FORMS if p[len("network-"):].startswith(k)), None)  # noqa: E731
+    return sorted(((p, kind(p)) for p in names if kind(p)), key=lambda t: (list(CLOSED_FORMS).index(t[1]), t[0]))
+
+
+def median_band(ax, items: pd.DataFrame, x: str, y: str, **style) -> None:
+    """Median over items as a line, the interquartile range as a band (r² has heavy tails)."""
+    g = items.groupby(x)[y]
+    m, lo, hi = g.median(), g.quantile(0.25), g.quantile(0.75)
+    ax.plot(m.index, m.values, **style)
+    ax.fill_between(m.index, lo.values, hi.values, color=style.get("color"), alpha=0.15, lw=0)
+
+
+def closed_forms_figure(data: FigureData):
+    """Which closed form explains the network: r² of each closed-form model as a model of the
+    network's output, against σ, per training-set size (final checkpoints of the dataset_size
+    experiment), and against training epoch at three trained σ (training_epochs experiment)."""
+    items = data.table("distance_items")
+    exps, panels = set(data.table("runs")["experiment"]), []
+    if "dataset_size" in exps:
+        panels = [("size", n, r) for n, r in last_checkpoints(data.experiment("dataset_size")).groupby("dataset_size")]
+    epochs = data.experiment("training_epochs") if "training_epochs" in exps else None
+    ncols = max(len(panels), 3)
+    fig, axes = plt.subplots(2 if epochs is not None else 1, ncols, figsize=(4.2 * ncols, 8 if epochs is not None else 4.2),
+                             squeeze=False, constrained_layout=True)  # fmt: skip
+    pairs = _closed_form_pairs(items)
+    for j, (_, n, r) in enumerate(panels):
+        sel = merge_runs(items, r)
+        ax = axes[0, j]
+        for pair, kind in pairs:
+            rows = sel[sel["pair"] == pair]
+            if not rows.empty:
+                median_band(ax, rows, "sigma", "r2", label=pair[len("network-"):], lw=1.5, **CLOSED_FORMS[kind])
+        sigma_axis(ax, "r² of the model's output to the network's")
+        ax.set_ylim(R2_FLOOR, 1.02)
+        shade_untrained(ax, trained_window(r))
+        ax.set_title(f"N = {int(n)} (final checkpoint)", fontsize=10)
+    for j in range(len(panels), ncols):
+        axes[0, j].axis("off")
+    if panels:
+        axes[0, 0].legend(fontsize=8, loc="lower left")
+    if epochs is not None:
+        window = trained_window(epochs[epochs["epoch"] == epochs["epoch"].max()])
+        sig = np.sort(items["sigma"].unique())
+        inside = sig[(sig >= (window[0] if window else sig.min())) & (sig <= (window[1] if window else sig.max()))]
+        picks = inside[np.linspace(0, len(inside) - 1, 3).round().astype(int)] if len(inside) else sig[:3]
+        sel = merge_runs(items, epochs)
+        for j, s in enumerate(picks[:ncols]):
+            ax = axes[1, j]
+            at = sel[np.isclose(sel["sigma"], s)]
+            for pair, kind in pairs:
+                rows = at[at["pair"] == pair]
+                if not rows.empty:
+                    median_band(ax, rows, "epoch", "r2", label=pair[len("network-"):], lw=1.5, **CLOSED_FORMS[kind])
+            ax.set(xscale="log", xlabel="training epoch", ylabel="r²", ylim=(R2_FLOOR, 1.02))
+            ax.grid(alpha=0.3, lw=0.5)
+            ax.set_title(f"σ = {s:.3g}, N = {int(epochs['dataset_size'].iloc[0])}, over training", fontsize=10)
+    fig.suptitle("Which closed form explains the network: median r² over held-out noisy inputs (bands: quartiles)")
     return fig
 
 

@@ -69,12 +69,13 @@ def denoiser_distance_per_sample(d1: torch.Tensor, d2: torch.Tensor) -> dict[str
     """Per sample: rms = √(‖D1 − D2‖²/d), nmse = ‖D1 − D2‖/‖D1‖ and the share of the variance of
     D1's output that D2 explains, r² = 1 − ‖D1 − D2‖² / ‖D1 − mean_pixels(D1)‖² (the closed-form
     papers' r², e.g. Lukoianov et al.'s ``calculate_r2_score``: 1 − SSE/(d·Var_pixels D1));
-    float64. D1 is the network (the first denoiser of a pair)."""
+    float64. D1 is the network (the first denoiser of a pair). Also spread = ‖D1 − mean_pixels(D1)‖²/d,
+    so that a pooled r² over inputs, 1 − mean(rms²)/mean(spread), can be formed from the items."""
     d1 = d1.to(torch.float64)
     diff = d1 - d2.to(torch.float64)
     spread = ((d1 - d1.mean(1, keepdim=True)) ** 2).sum(1)
     return {"rms": (diff**2).mean(1).sqrt(), "nmse": torch.linalg.norm(diff, dim=1) / torch.linalg.norm(d1, dim=1),
-            "r2": 1 - (diff**2).sum(1) / spread.clamp_min(1e-300)}  # fmt: skip
+            "r2": 1 - (diff**2).sum(1) / spread.clamp_min(1e-300), "spread": spread / d1.shape[1]}  # fmt: skip
 
 
 MEASURES = ("distill", "linearity", "distances", "els_calibration")

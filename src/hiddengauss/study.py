@@ -123,7 +123,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
            "gaussian_s1_s2_cosine", "network_gaussian_cosine", "s1_s2_centred_cosine",
            "gaussian_s1_s2_centred_cosine", "floor_cosine")),
     # per-item values behind the claims' bootstrap intervals (the same items for every model)
-    Table("distance_items", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "item", "rms", "nmse", "r2")),
+    Table("distance_items", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "item", "rms", "nmse", "r2", "spread")),
     Table("els_calibration", "measure_denoisers", CHECKPOINT, ("sigma", "patch", "r2", "chosen")),
     Table("linearity_items", "measure_denoisers", CHECKPOINT, ("sigma", "a", "item", "cosine", "nmse")),
     Table("generalization_items", "generalization", CHECKPOINT, ("sampler", "item", "nn_ratio", "memorized")),
@@ -174,6 +174,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
            ("strong_generalization", "strong_generalization_items"), PAIRS,
            "strong_generalization_figure"),
     Figure("architectures", "appendix", ("architecture",), ("denoiser_distances",), EXPERIMENT, "architectures_figure"),
+    Figure("closed_forms", "issue 18", ("dataset_size", "training_epochs"), ("distance_items",), NO_SAMPLES,
+           "closed_forms_figure"),
     Figure("teleportation", "Wang & Vastola", ("dataset_size",), ("teleportation",), NO_SAMPLES, "teleportation_figure"),
 )}  # fmt: skip
 
