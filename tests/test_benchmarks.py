@@ -103,3 +103,12 @@ def test_cost_model_prices_the_paper_grid():
     runs = out["runs"]
     assert out["total"]["runs"] == 16 == len(runs)
     assert runs["adm_c192_n70000_s0"]["train_h"] == pytest.approx(2.25 * runs["ncsnpp_c128_n70000_s0"]["train_h"])
+
+
+def test_closed_form_benchmark_times_every_model(tmp_path):
+    out = tmp_path / "cf.json"
+    run_script(ROOT / "benchmarks/closed_forms.py", "--sizes", "digits", "--timed-train", "16", "--threads", "1", "--out", out)
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["extrapolated"] and row["timed_on_n"] == 16 and row["n_train"] == 1024
+    assert set(row["models"]) == {"mixture8", "local (dense mask)", "patch 3x3", "els 3x3"}
+    assert all(m["seconds_per_image_per_sigma"] > 0 for m in row["models"].values())
