@@ -14,7 +14,7 @@ shape (C, H, W), pixels in [-1, 1]) and the noise level σ of x = y + σn:
   the centre of a softmax over every k×k patch of every training image at every position.
 
 Inputs x are (B, d) with d = C·H·W, as every denoiser of the pipeline; sums over training
-images are streamed in chunks with a running log-sum-exp (as :mod:`.empirical`), so memory
+images are streamed in chunks with a running log-sum-exp (:class:`.empirical.StreamingSoftmaxMean`), so memory
 stays bounded by the chunk, and everything runs on x's device in float64.
 """
 
@@ -26,43 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from .empirical import StreamingSoftmaxMean
 from .gaussian import GaussianModel, fit_gaussian
-
-
-class _StreamingSoftmaxMean:
-    """Σ_i softmax_i(logit_i) v_i accumulated over chunks of i with a running maximum.
-
-    ``add(logits (…, n), values (n, …) contracted by ``contract``)``: keeps max, Σ exp and
-    Σ exp·v of the logits seen so far, rescaled whenever the maximum grows."""
-
-    def __init__(self) -> None:
-        self.run_max = self.run_sum = self.acc = None
-
-    def add(self, logits: torch.Tensor, weighted_sum) -> None:
-        """``logits`` (*batch, n); ``weighted_sum(w)`` returns Σ_i w_i v_i for weights w shaped
-        like the logits (summing over the last axis)."""
-        m = logits.max(-1, keepdim=True).values
-        if self.run_max is None:
-            new_max = m
-        else:
-            new_max = torch.maximum(self.run_max, m)
-        w = torch.exp(logits - new_max)
-        part, total = weighted_sum(w), w.sum(-1, keepdim=True)
-        if self.run_max is None:
-            self.acc, self.run_sum = part, total
-        else:
-            scale = torch.exp(self.run_max - new_max)
-            self.acc = self.acc * _expand(scale, part) + part
-            self.run_sum = self.run_sum * scale + total
-        self.run_max = new_max
-
-    def mean(self) -> torch.Tensor:
-        return self.acc / _expand(self.run_sum, self.acc)
-
-
-def _expand(s: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A (*batch, 1) factor shaped to multiply a (*batch, …) accumulator."""
-    return s.reshape(*s.shape[:-1], *([1] * (like.ndim - s.ndim + 1)))
 
 
 def _images(x: torch.Tensor, shape) -> torch.Tensor:
@@ -158,7 +123,7 @@ def local_denoiser(x: torch.Tensor, sigma: float, train: torch.Tensor, mask: tor
     An all-ones mask gives the empirical denoiser (τ = 1), an identity mask a per-pixel
     posterior mean. Cost B·N·d² (dense mask), streamed over chunks of training images."""
     xd, mask = x.to(torch.float64), mask.to(x.device, torch.float64)
-    acc = _StreamingSoftmaxMean()
+    acc = StreamingSoftmaxMean()
     for start in range(0, train.shape[0], chunk):
         y = train[start : start + chunk].to(x.device, torch.float64)  # (n, d)
         delta = (xd[:, None, :] - y[None]) ** 2  # (B, n, d)
@@ -193,7 +158,7 @@ def patch_denoiser(x: torch.Tensor, sigma: float, train: torch.Tensor, image_sha
     if not 1 <= k <= min(h, w):
         raise ValueError(f"patch size {k} must be in [1, {min(h, w)}]")
     xp = _unfold(_images(x.to(torch.float64), image_shape), k)  # (B, Ck², P)
-    acc = _StreamingSoftmaxMean()
+    acc = StreamingSoftmaxMean()
     for start in range(0, train.shape[0], chunk):
         yp = _unfold(_images(train[start : start + chunk].to(x.device, torch.float64), image_shape), k)  # (n, Ck², P)
         d2 = (xp * xp).sum(1)[:, :, None] - 2 * torch.einsum("bcp,ncp->bpn", xp, yp) + (yp * yp).sum(1).T[None]
@@ -215,7 +180,7 @@ def els_denoiser(x: torch.Tensor, sigma: float, train: torch.Tensor, image_shape
     c, h, w = image_shape
     xp = _unfold(_images(x.to(torch.float64), image_shape), k, padding).transpose(1, 2)  # (B, P, Ck²)
     centre = (k * k) // 2  # index of the centre pixel within one channel's k×k patch
-    acc = _StreamingSoftmaxMean()
+    acc = StreamingSoftmaxMean()
     for start in range(0, train.shape[0], chunk):
         yp = _unfold(_images(train[start : start + chunk].to(x.device, torch.float64), image_shape), k, padding)
         phi = yp.transpose(1, 2).reshape(-1, yp.shape[1])  # (n·P, Ck²): every patch of every image

@@ -13,6 +13,41 @@ from __future__ import annotations
 import torch
 
 
+class StreamingSoftmaxMean:
+    """Σ_i softmax_i(logit_i) v_i accumulated over chunks of i with a running maximum (streaming
+    log-sum-exp): keeps the max, Σ exp and Σ exp·v of the logits seen so far, rescaled whenever
+    the maximum grows, so no N-wide weight matrix is kept (also used by :mod:`.closed_forms`)."""
+
+    def __init__(self) -> None:
+        self.run_max = self.run_sum = self.acc = None
+
+    def add(self, logits: torch.Tensor, weighted_sum) -> None:
+        """``logits`` (*batch, n); ``weighted_sum(w)`` returns Σ_i w_i v_i for weights w shaped
+        like the logits (summing over the last axis)."""
+        m = logits.max(-1, keepdim=True).values
+        if self.run_max is None:
+            new_max = m
+        else:
+            new_max = torch.maximum(self.run_max, m)
+        w = torch.exp(logits - new_max)
+        part, total = weighted_sum(w), w.sum(-1, keepdim=True)
+        if self.run_max is None:
+            self.acc, self.run_sum = part, total
+        else:
+            scale = torch.exp(self.run_max - new_max)
+            self.acc = self.acc * _expand(scale, part) + part
+            self.run_sum = self.run_sum * scale + total
+        self.run_max = new_max
+
+    def mean(self) -> torch.Tensor:
+        return self.acc / _expand(self.run_sum, self.acc)
+
+
+def _expand(s: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A (*batch, 1) factor shaped to multiply a (*batch, …) accumulator."""
+    return s.reshape(*s.shape[:-1], *([1] * (like.ndim - s.ndim + 1)))
+
+
 def empirical_optimal_denoiser(
     x: torch.Tensor, sigma: float, train: torch.Tensor, chunk: int = 4096
 ) -> torch.Tensor:
@@ -24,17 +59,9 @@ def empirical_optimal_denoiser(
     """
     xd = x.to(torch.float64)
     x2 = (xd * xd).sum(1, keepdim=True)
-    run_max = torch.full((x.shape[0], 1), -torch.inf, dtype=torch.float64, device=x.device)
-    run_sum = torch.zeros_like(run_max)
-    acc = torch.zeros_like(xd)
+    acc = StreamingSoftmaxMean()
     for start in range(0, train.shape[0], chunk):
         y = train[start : start + chunk].to(device=x.device, dtype=torch.float64)
         d2 = (x2 - 2 * xd @ y.T + (y * y).sum(1)[None]).clamp_min(0)
-        logits = -d2 / (2 * sigma**2)
-        new_max = torch.maximum(run_max, logits.max(1, keepdim=True).values)
-        scale = torch.exp(run_max - new_max)
-        w = torch.exp(logits - new_max)
-        run_sum = run_sum * scale + w.sum(1, keepdim=True)
-        acc = acc * scale + w @ y
-        run_max = new_max
-    return (acc / run_sum).to(x.dtype)
+        acc.add(-d2 / (2 * sigma**2), lambda w, y=y: w @ y)
+    return acc.mean().to(x.dtype)
