@@ -117,7 +117,11 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
     dist = pd.read_csv(res / "tables" / "distillation.csv")
     assert len(dist) == len(evaluations) * 10 and np.isfinite(dist["weight_rel_error"]).all()
     pairs = pd.read_csv(res / "tables" / "denoiser_distances.csv")
-    assert set(pairs["pair"]) == {"network-gaussian", "linear-gaussian", "network-linear", "network-empirical"}
+    assert set(pairs["pair"]) == {"network-gaussian", "linear-gaussian", "network-linear", "network-empirical",
+                                  "network-mixture8", "network-local", "network-patch", "network-els"}  # + baselines
+    assert np.isfinite(pairs["r2"]).all()
+    cal = pd.read_csv(res / "tables" / "els_calibration.csv")
+    assert (cal.groupby(["run_id", "epoch", "sigma"])["chosen"].sum() == 1).all()
     lin = pd.read_csv(res / "tables" / "linearity.csv")
     assert {"gaussian:n16", "gaussian:n128s2"} <= set(lin["run_id"])
     assert set(lin["inputs"]) == {"noisy", "pure_noise"} and set(lin["target"]) == {"denoiser", "score"}
