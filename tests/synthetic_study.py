@@ -78,7 +78,7 @@ def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFra
         run = Run.parse(rid)
         m_of[rid, e] = memorization(run, e, st.final_epoch(run), flip)
     bump = lambda s: np.exp(-(np.log(s / 2.0)) ** 2)  # noqa: E731  (the intermediate-σ dip)
-    lin, dist, distil, diag, gen, tel = [], [], [], [], [], []
+    lin, dist, distil, diag, gen, tel, cf = [], [], [], [], [], [], []
     lam = 0.5 ** np.arange(1, D + 1)
     for (rid, e), m in m_of.items():
         run, k = Run.parse(rid), Run.parse(rid).keys(e)
@@ -119,6 +119,12 @@ def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFra
             copies = (uniform < m).astype(float)
             gen_items.append(pd.DataFrame({**k, "sampler": sampler, "item": np.arange(len(copies)),
                                            "nn_ratio": 1 - 0.9 * copies, "memorized": copies}))  # fmt: skip
+        if e == st.final_epoch(run) and any(mem.run.id == rid for mem in st.experiments["dataset_size"]):
+            for model in ("network", "gaussian", "empirical", "mixture8", "local", "patch", "els"):
+                for sampler in ("euler10", "heun18"):
+                    cf.append({**k, "model": model, "sampler": sampler, "n_samples": 8, "gl_score": 0.5,
+                               "memorized_fraction": m if model in ("network", "empirical") else 0.0,
+                               "mean_nn_distance": 1 - m, "mean_max_cosine": 0.5, "gaussian_rmse": 0.2})  # fmt: skip
         if e == st.final_epoch(run):
             for skip in (0, 2, 4, 6):
                 tel.append({**k, "sampler": "heun18", "total_steps": 18, "skip_steps": skip, "nfe": 35 - 2 * skip,
@@ -150,6 +156,7 @@ def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFra
     return {"runs": runs, "linearity": pd.DataFrame(lin), "denoiser_distances": pd.DataFrame(dist),
             "distillation": pd.DataFrame(distil), "eigen_diagonal": pd.concat(diag, ignore_index=True),
             "generalization": pd.DataFrame(gen), "teleportation": pd.DataFrame(tel), "spectrum": spectrum,
+            "closed_form_generalization": pd.DataFrame(cf),
             "strong_generalization": pd.DataFrame(strong), "linearity_items": pd.concat(lin_items, ignore_index=True),
             "distance_items": pd.concat(dist_items, ignore_index=True),
             "generalization_items": pd.concat(gen_items, ignore_index=True),
@@ -176,6 +183,9 @@ def write_samples(root: Path) -> None:
     for s in st.training_subsets:
         write(root / "samples" / "gaussian" / f"{s}.h5",
               ["gaussian/euler10", "gaussian/heun18", "gaussian/closed_form", "empirical/euler10", "empirical/heun18"])  # fmt: skip
+    for run, e in st.figure_samples("closed_forms"):
+        write(root / "samples" / run.id / f"epoch{e}_closed_forms.h5",
+              [f"{m}/{s}" for m in ("mixture8", "local", "patch", "els") for s in ("euler10", "heun18")])
 
 
 def training_images(subset: str) -> np.ndarray:

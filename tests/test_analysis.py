@@ -9,7 +9,15 @@ from denoiser_fixtures import D, fitted_gaussian
 from hiddengauss.analysis import distance_rows, distill_rows, linearity_rows
 from hiddengauss.distill import linear_family
 from hiddengauss.gaussian import wiener_matrix
-from hiddengauss.generation import generalization_rows, save_samples, strong_generalization_row, teleportation_rows
+from hiddengauss.generation import (
+    closed_form_generalization_rows,
+    closed_form_sample_sets,
+    generalization_rows,
+    sample_sets,
+    save_samples,
+    strong_generalization_row,
+    teleportation_rows,
+)
 from hiddengauss.metrics import mixing_weights
 from hiddengauss.study import TABLES
 
@@ -108,6 +116,33 @@ def test_generalization_rows_of_copies_and_of_new_samples(tmp_path):
     assert rows["copies"]["mean_max_cosine"] == pytest.approx(1) and rows["copies"]["gaussian_rmse"] < 1e-6
     assert rows["new"]["memorized_fraction"] < 0.5 and rows["new"]["gl_score"] > 0.3
     assert rows["new"]["gaussian_rmse"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_closed_form_samples_share_the_networks_first_latents(gaussian):
+    models = {"wiener": gaussian.denoise, "copy": lambda x, s: x / (1 + s**2)}
+    sets, seeds = closed_form_sample_sets(models, {"wiener": 3, "copy": 5}, ["euler10"], 7, D)
+    ref = sample_sets({"wiener": gaussian.denoise}, ["euler10"], list(range(7, 13)), D)
+    assert seeds == [7, 8, 9, 10, 11] and sets["copy/euler10"]["samples"].shape == (5, D)
+    np.testing.assert_array_equal(sets["wiener/euler10"]["samples"], ref["wiener/euler10"]["samples"][:3])
+
+
+def test_closed_form_generalization_rows_of_a_copying_model_and_the_references(tmp_path):
+    g = np.random.default_rng(2)
+    train = torch.from_numpy(g.uniform(-1, 1, (16, D)))
+    new = g.uniform(-1, 1, (16, D))
+    samples = sample_file(tmp_path / "s.h5", {"network/euler10": new})
+    gauss = sample_file(tmp_path / "g.h5", {"gaussian/euler10": new + 0.5, "gaussian/closed_form": new,
+                                            "empirical/euler10": train.numpy()})  # fmt: skip
+    closed = sample_file(tmp_path / "c.h5", {"copier/euler10": train.numpy()[:4], "fresh/euler10": new[:8] + 0.5})
+    rows = closed_form_generalization_rows(closed, samples, gauss, train, n_reference=10)
+    columns("closed_form_generalization", rows)
+    by = {r["model"]: r for r in rows}
+    assert [(r["model"], r["sampler"]) for r in rows] == [("network", "euler10"), ("gaussian", "euler10"),
+                                                          ("empirical", "euler10"), ("copier", "euler10"),
+                                                          ("fresh", "euler10")]  # no gaussian/closed_form row
+    assert [by[m]["n_samples"] for m in ("network", "gaussian", "empirical", "copier", "fresh")] == [10, 10, 10, 4, 8]
+    assert by["copier"]["memorized_fraction"] == 1 and by["empirical"]["memorized_fraction"] == 1
+    assert by["fresh"]["gaussian_rmse"] < 1e-6 and by["network"]["gaussian_rmse"] == pytest.approx(0.5, abs=1e-6)
 
 
 def test_strong_generalization_row_of_identical_and_of_opposite_models(tmp_path):

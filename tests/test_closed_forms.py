@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from hiddengauss.closed_forms import (
+    baseline_denoisers,
+    calibrated_patch,
     els_denoiser,
     fit_gaussian_mixture,
     gaussian_mixture_denoiser,
@@ -142,3 +144,20 @@ def test_els_is_translation_equivariant_with_circular_padding():
     shift = lambda t: t.reshape(-1, *shape).roll((2, 1), (2, 3)).reshape(t.shape[0], -1)  # noqa: E731
     out = els_denoiser(x, sigma, y, shape, 3, "circular")
     torch.testing.assert_close(els_denoiser(shift(x), sigma, y, shape, 3, "circular"), shift(out), rtol=0, atol=1e-12)
+
+
+def test_els_patch_between_calibrated_sigmas_is_the_nearest_in_log_sigma():
+    chosen = {0.01: 3, 1.0: 5, 80.0: 7}
+    assert [calibrated_patch(chosen, s) for s in (0.002, 0.05, 0.2, 0.9, 8.0, 10.0, 500.0)] == [3, 3, 5, 5, 5, 7, 7]
+    with pytest.raises(ValueError, match="no ELS calibration"):
+        calibrated_patch({}, 1.0)
+
+
+def test_baseline_set_runs_els_with_the_calibrated_patch_only_when_calibrated():
+    shape = (1, 5, 5)
+    y, x = images(6, shape, 3), noisy(2, shape, 0.4)
+    gauss, settings = fit_gaussian([y], shape), {"models": ["els", "patch"], "els_padding": "zeros"}
+    assert set(baseline_denoisers(settings, gauss, y, shape)) == {"patch"}  # no calibration: no ELS
+    models = baseline_denoisers(settings, gauss, y, shape, {0.1: 3, 2.0: 5})
+    torch.testing.assert_close(models["els"](x, 0.6), els_denoiser(x, 0.6, y, shape, 5), rtol=0, atol=0)  # log-nearest: 2.0
+    torch.testing.assert_close(models["els"](x, 0.2), els_denoiser(x, 0.2, y, shape, 3), rtol=0, atol=0)

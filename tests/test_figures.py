@@ -19,6 +19,7 @@ def figure_data(tmp_path_factory):
         synth.build_tables(),
         samples_path=lambda run, epoch: root / "samples" / run / f"epoch{epoch}.h5",
         gaussian_samples_path=lambda subset: root / "samples" / "gaussian" / f"{subset}.h5",
+        closed_form_samples_path=lambda run, epoch: root / "samples" / run / f"epoch{epoch}_closed_forms.h5",
         training_images=synth.training_images,
         options={**synth.study().config["figures"], "dpi": 60, "showcase": [run.id, epoch]},
     )
@@ -32,7 +33,7 @@ def test_every_drawing_function_is_registered_and_every_record_draws():
     drawing = {n for n in dir(figures_mod) if n.endswith("_figure") and callable(getattr(figures_mod, n))}
     assert drawing == {f.draw for f in FIGURES.values()}
     for f in FIGURES.values():
-        assert f.samples in ("none", "showcase", "experiment", "pairs") and f.experiments
+        assert f.samples in ("none", "showcase", "experiment", "pairs", "closed_forms") and f.experiments
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))

@@ -107,10 +107,18 @@ def test_table_units_identify_every_file_collect_table_reads():
     assert {t.name for t in study.tables()} == set(TABLES)
     with pytest.raises(ValueError, match="written whole by rule runs_table"):
         study.table_units("runs")
+    closed = [(k["run_id"], k["epoch"]) for _, k in study.table_units("closed_form_generalization")]
+    sizes = {m.run.id: m.run for m in study.experiments["dataset_size"]}
+    assert closed == [(r, study.final_epoch(sizes[r])) for r in sorted(sizes)] and len(closed) < len(finals)
+    assert study.figure_samples("closed_forms") == [(sizes[r], e) for r, e in closed]
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     del cfg["experiments"]["strong_generalization"]
     no_pairs = Study(validate_config(cfg))
     assert "strong_generalization" not in {t.name for t in no_pairs.tables()}
+    none = shipped("smoke", baselines={"models": []})
+    assert "closed_form_generalization" not in {t.name for t in none.tables()} and none.figure_samples("closed_forms") == []
+    cfg["experiments"] = {"training_epochs": cfg["experiments"]["training_epochs"]}
+    assert "closed_form_generalization" not in {t.name for t in Study(validate_config(cfg)).tables()}
 
 
 def test_figures_follow_the_configured_experiments():

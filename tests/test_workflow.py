@@ -130,6 +130,12 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
     gen = pd.read_csv(res / "tables" / "generalization.csv")
     assert len(gen) == len(evaluations) * 2 and set(gen["sampler"]) == {"euler10", "heun18"}
     assert gen[["gl_score", "memorized_fraction", "mean_max_cosine", "gaussian_rmse"]].notna().all().all()
+    cf = pd.read_csv(res / "tables" / "closed_form_generalization.csv")  # same-latent closed-form samples
+    finals = {(k["run_id"], k["epoch"]) for _, k in study.table_units("closed_form_generalization")}
+    assert set(zip(cf["run_id"], cf["epoch"])) == finals and cf["memorized_fraction"].between(0, 1).all()
+    assert set(cf["model"]) == {"network", "gaussian", "empirical", "mixture8", "local", "patch", "els"}
+    n_cf = dict(zip(cf["model"], cf["n_samples"]))
+    assert n_cf["els"] == min(study.config["baselines"]["els_samples"], n_cf["patch"]) and n_cf["patch"] == n_cf["network"]
     tele = pd.read_csv(res / "tables" / "teleportation.csv")
     assert (tele.query("skip_steps == 0")["rmse_to_full"] == 0).all() and set(tele["nfe_saved"]) == {0, 8, 16}
     strong = pd.read_csv(res / "tables" / "strong_generalization.csv")
@@ -194,7 +200,13 @@ def check_partial_reruns(workdir, base):
     cfg = copy.deepcopy(base)
     cfg.setdefault("analysis", {})["linearity_sigmas"] = "G12"
     jobs = planned(workdir, cfg)
-    assert set(jobs) == {"measure_denoisers", "gaussian_linearity", "collect_table", "figure", "claims", "all"}, jobs
+    # sample_closed_forms reads the ELS calibration measure_denoisers writes, so it follows it
+    assert set(jobs) == {"measure_denoisers", "gaussian_linearity", "sample_closed_forms", "collect_table", "figure",
+                         "claims", "all"}, jobs  # fmt: skip
+    cfg = copy.deepcopy(base)
+    cfg["baselines"] = {**cfg.get("baselines", {}), "n_samples": 8}  # the closed-form samples only
+    n_final = len(Study(validate_config(base)).table_units("closed_form_generalization"))
+    assert planned(workdir, cfg) == {"sample_closed_forms": n_final, "collect_table": 1, "figure": 1, "all": 1}
     cfg = copy.deepcopy(base)
     cfg["training"]["lr"] = 0.002  # every run trains again, data, splits and Gaussians stay
     jobs = planned(workdir, cfg)

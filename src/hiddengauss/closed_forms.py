@@ -202,11 +202,21 @@ def patch_schedule(sigma: float, side: int, k_min: int = 3, sigma_lo: float = 0.
     return int(round(k_min + min(t, 1.0) * (side - k_min)))
 
 
-def baseline_denoisers(settings: dict, gauss: GaussianModel, train: torch.Tensor, image_shape) -> dict:
+def calibrated_patch(chosen: dict[float, int], sigma: float) -> int:
+    """The ELS patch size at σ from a calibration {σ_j: chosen size}: the size chosen at the
+    calibrated σ_j nearest to σ in log σ (σ outside the calibrated range takes the end's size)."""
+    if not chosen:
+        raise ValueError("no ELS calibration: need at least one (sigma, chosen patch) row")
+    return chosen[min(chosen, key=lambda s: abs(math.log(s) - math.log(sigma)))]
+
+
+def baseline_denoisers(settings: dict, gauss: GaussianModel, train: torch.Tensor, image_shape,
+                       els_patches: dict[float, int] | None = None) -> dict:  # fmt: skip
     """The closed-form denoisers ``settings`` (config ``baselines``) enables, as D(x;σ) functions
     of the training images ``train`` and their Gaussian ``gauss``: ``mixture<K>`` per K (K capped
-    at N), ``local``, ``patch``. The ELS machine needs a calibration against the network
-    (:func:`calibrated_els`)."""
+    at N), ``local``, ``patch``, and ``els`` when its calibration against a network is given
+    (``els_patches`` {σ: chosen patch size}, from :func:`calibrated_els`; between calibrated σ's
+    :func:`calibrated_patch`)."""
     models = settings.get("models", [])
     out = {}
     if "mixture" in models:
@@ -228,6 +238,9 @@ def baseline_denoisers(settings: dict, gauss: GaussianModel, train: torch.Tensor
         side = min(image_shape[1:])
         k_min = min(settings.get("patch_min", 3), side)
         out["patch"] = lambda x, s: patch_denoiser(x, s, train, image_shape, patch_schedule(s, side, k_min))
+    if "els" in models and els_patches is not None:
+        pad = settings.get("els_padding", "zeros")
+        out["els"] = lambda x, s: els_denoiser(x, s, train, image_shape, calibrated_patch(els_patches, s), pad)
     return out
 
 

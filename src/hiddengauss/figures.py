@@ -64,6 +64,7 @@ class FigureData:
     tables: dict[str, pd.DataFrame]
     samples_path: Callable[[str, int], Path] | None = None  # (run id, epoch) -> samples HDF5
     gaussian_samples_path: Callable[[str], Path] | None = None  # subset -> Gaussian/empirical samples
+    closed_form_samples_path: Callable[[str, int], Path] | None = None  # (run id, epoch) -> closed-form samples
     training_images: Callable[[str], np.ndarray] | None = None  # subset -> (N, d) in [-1, 1]
     options: dict = field(default_factory=dict)
     figure: Figure | None = None
@@ -546,15 +547,18 @@ def median_band(ax, items: pd.DataFrame, x: str, y: str, **style) -> None:
 def closed_forms_figure(data: FigureData):
     """Which closed form explains the network: r² of each closed-form model as a model of the
     network's output, against σ, per training-set size (final checkpoints of the dataset_size
-    experiment), and against training epoch at three trained σ (training_epochs experiment)."""
-    items = data.table("distance_items")
+    experiment), and against training epoch at three trained σ (training_epochs experiment);
+    bottom row: samples from the same latents by the network and by each model (rule
+    sample_closed_forms), labelled with the fraction of that model's samples that copy a training
+    image (closed_form_generalization)."""
+    o, items = data.options, data.table("distance_items")
     exps, panels = set(data.table("runs")["experiment"]), []
     if "dataset_size" in exps:
         panels = [("size", n, r) for n, r in last_checkpoints(data.experiment("dataset_size")).groupby("dataset_size")]
     epochs = data.experiment("training_epochs") if "training_epochs" in exps else None
-    ncols = max(len(panels), 3)
-    fig, axes = plt.subplots(2 if epochs is not None else 1, ncols, figsize=(4.2 * ncols, 8 if epochs is not None else 4.2),
-                             squeeze=False, constrained_layout=True)  # fmt: skip
+    show = data.closed_form_samples_path is not None and bool(panels) and "closed_form_generalization" in data.tables
+    nrows, ncols = 1 + (epochs is not None) + show, max(len(panels), 3)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows), squeeze=False, constrained_layout=True)
     pairs = _closed_form_pairs(items)
     for j, (_, n, r) in enumerate(panels):
         sel = merge_runs(items, r)
@@ -567,8 +571,9 @@ def closed_forms_figure(data: FigureData):
         ax.set_ylim(R2_FLOOR, 1.02)
         shade_untrained(ax, trained_window(r))
         ax.set_title(f"N = {int(n)} (final checkpoint)", fontsize=10)
-    for j in range(len(panels), ncols):
-        axes[0, j].axis("off")
+    for i in range(nrows):
+        for j in range(len(panels) if i != 1 or epochs is None else 3, ncols):
+            axes[i, j].axis("off")
     if panels:
         axes[0, 0].legend(fontsize=8, loc="lower left")
     if epochs is not None:
@@ -587,8 +592,39 @@ def closed_forms_figure(data: FigureData):
             ax.set(xscale="log", xlabel="training epoch", ylabel="r²", ylim=(R2_FLOOR, 1.02))
             ax.grid(alpha=0.3, lw=0.5)
             ax.set_title(f"σ = {s:.3g}, N = {int(epochs['dataset_size'].iloc[0])}, over training", fontsize=10)
+    if show:
+        gen = data.table("closed_form_generalization")
+        for j, (_, n, r) in enumerate(panels):
+            _closed_form_samples(axes[-1, j], data, r.iloc[0], gen, o.get("same_noise_sampler", "heun18"), o.get("n_show", 8))
     fig.suptitle("Which closed form explains the network: median r² over held-out noisy inputs (bands: quartiles)")
     return fig
+
+
+def _closed_form_samples(ax, data: FigureData, run: pd.Series, gen: pd.DataFrame, preferred: str, n_show: int) -> None:
+    """One checkpoint's same-latent samples: the network, the Gaussian model, the empirical
+    denoiser and every closed-form model, each row labelled with its copied fraction."""
+    rid, epoch = run["run_id"], int(run["epoch"])
+    cpath = data.closed_form_samples_path(rid, epoch)
+    sources = [(data.samples_path(rid, epoch), "network"), (data.gaussian_samples_path(run["subset"]), "gaussian"),
+               (data.gaussian_samples_path(run["subset"]), "empirical")]  # fmt: skip
+    with h5py.File(cpath, "r") as f:
+        models = [m for m in f if isinstance(f[m], h5py.Group)]
+    order = lambda m: next((i for i, k in enumerate(CLOSED_FORMS) if m.startswith(k)), len(CLOSED_FORMS))  # noqa: E731
+    sources += [(cpath, m) for m in sorted(models, key=lambda m: (order(m), m))]
+    sampler = data.sampler(data.samples_path(rid, epoch), preferred)
+    mine = gen[(gen["run_id"] == rid) & (gen["epoch"] == epoch) & (gen["sampler"] == sampler)]
+    rows, labels, shape = [], [], None
+    for path, model in sources:
+        try:
+            x, shape = data.load(path, f"{model}/{sampler}/samples")
+        except KeyError:
+            continue
+        rows.append(x[:n_show])
+        m = mine.loc[mine["model"] == model, "memorized_fraction"]
+        labels.append(f"{model} ({m.iloc[0]:.0%} copies)" if len(m) else model)
+    width = max(len(x) for x in rows)
+    rows = [np.pad(x, ((0, width - len(x)), (0, 0)), constant_values=-1) for x in rows]  # fewer ELS samples: black
+    show_grid(ax, rows, shape, labels, f"N = {int(run['dataset_size'])}: same latents ({sampler})")
 
 
 def teleportation_figure(data: FigureData):

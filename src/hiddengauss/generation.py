@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import torch
 
-from .io import atomic_h5, read_array
 import pandas as pd
 
+from .io import atomic_h5, read_array
 from .memorization import (
     generalization_summary,
     max_cosine_mean_removed,
@@ -99,6 +99,38 @@ def generalization_rows(samples_h5, gaussian_samples_h5, train: torch.Tensor) ->
         rows.append({"sampler": s, **summary})
         items.append(pd.DataFrame({"sampler": s, "item": np.arange(len(x)), **per}))
     return rows, pd.concat(items, ignore_index=True)
+
+
+def closed_form_sample_sets(models: dict[str, Denoiser], counts: dict[str, int], samplers: list[str], seed_offset: int,
+                            dim: int, batch: int = 256, device="cpu", options: dict | None = None) -> tuple[dict, list[int]]:  # fmt: skip
+    """Same-latent samples of each closed-form model: model m runs every sampler from the first
+    ``counts[m]`` of the network's latents (seeds seed_offset, seed_offset + 1, …). Returns
+    ({'<model>/<sampler>': {'samples', 'denoised'}}, the seeds of the longest set)."""
+    sets = {}
+    for name, fn in models.items():
+        sets.update(sample_sets({name: fn}, samplers, latent_seeds(counts[name], seed_offset), dim, batch, 0, device,
+                                options))  # fmt: skip
+    return sets, latent_seeds(max(counts.values(), default=0), seed_offset)
+
+
+def closed_form_generalization_rows(closed_h5, samples_h5, gaussian_samples_h5, train: torch.Tensor,
+                                    n_reference: int) -> list[dict]:  # fmt: skip
+    """closed_form_generalization rows (model, sampler, generalization measures): every
+    closed-form model's samples in ``closed_h5``, and for reference the network's, the Gaussian
+    model's and the empirical denoiser's samples of the same first ``n_reference`` latents; the
+    Gaussian samples of the same latents are the reference of ``gaussian_rmse`` for each."""
+    train = train.cpu()
+    sources = [(samples_h5, "network"), (gaussian_samples_h5, "gaussian"), (gaussian_samples_h5, "empirical")]
+    with h5py.File(closed_h5, "r") as f:
+        sources += [(closed_h5, m) for m in sorted(f) if isinstance(f[m], h5py.Group)]
+    rows = []
+    for path, model in sources:
+        for s in [s for s in sampler_names(path, model) if s in sampler_names(samples_h5)]:  # not gaussian/closed_form
+            x = load_samples(path, f"{model}/{s}/samples")
+            x = x[:n_reference] if path != closed_h5 else x
+            xg = load_samples(gaussian_samples_h5, f"gaussian/{s}/samples")[: len(x)]
+            rows.append({"model": model, "sampler": s, **generalization_summary(x, train, xg)})
+    return rows
 
 
 def strong_generalization_row(s1_h5, s2_h5, g1_h5, g2_h5, train1, train2, sampler: str,

@@ -88,7 +88,9 @@ class Table:
     pair: every strong-generalization pair), or ``study`` for a table one rule writes whole.
     ``columns``: the measure columns every file must hold (identifying columns come first).
     ``baseline``: the Gaussian model of every training subset adds rows too (rule
-    ``gaussian_<name>``, ``run_id = gaussian:<subset>``).
+    ``gaussian_<name>``, ``run_id = gaussian:<subset>``). ``experiment``: only the final
+    checkpoints of that experiment's runs (granularity final_checkpoint), and the table exists
+    only when that experiment is configured.
     """
 
     name: str
@@ -96,6 +98,7 @@ class Table:
     granularity: str
     columns: tuple[str, ...]
     baseline: bool = False
+    experiment: str = ""
 
     @property
     def collected(self) -> bool:
@@ -115,6 +118,9 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("denoiser_distances", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "rmse", "rms_mean", "nmse", "r2")),
     Table("generalization", "generalization", CHECKPOINT,
           ("sampler", "n_samples", "gl_score", "memorized_fraction", "mean_nn_distance", "mean_max_cosine", "gaussian_rmse")),
+    Table("closed_form_generalization", "sample_closed_forms", FINAL_CHECKPOINT,
+          ("model", "sampler", "n_samples", "gl_score", "memorized_fraction", "mean_nn_distance", "mean_max_cosine",
+           "gaussian_rmse"), experiment="dataset_size"),
     Table("teleportation", "teleportation", FINAL_CHECKPOINT,
           ("sampler", "total_steps", "skip_steps", "nfe", "nfe_saved", "rmse_to_full", "cosine_to_full", "gl_score",
            "memorized_fraction")),
@@ -135,8 +141,9 @@ CLAIMS_TABLES = ("runs", "distance_items", "linearity_items", "generalization_it
                  "strong_generalization_items")  # fmt: skip
 
 # What a figure shows of the stored samples: none, the showcase run (Fig 3), every evaluated
-# checkpoint of its experiment, or both halves of every strong-generalization pair.
-NO_SAMPLES, SHOWCASE, EXPERIMENT, PAIRS = "none", "showcase", "experiment", "pairs"
+# checkpoint of its experiment, both halves of every strong-generalization pair, or the final
+# checkpoints of the dataset_size experiment with their closed-form models' samples.
+NO_SAMPLES, SHOWCASE, EXPERIMENT, PAIRS, CLOSED_FORMS = "none", "showcase", "experiment", "pairs", "closed_forms"
 
 
 @dataclass(frozen=True)
@@ -174,8 +181,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
            ("strong_generalization", "strong_generalization_items"), PAIRS,
            "strong_generalization_figure"),
     Figure("architectures", "appendix", ("architecture",), ("denoiser_distances",), EXPERIMENT, "architectures_figure"),
-    Figure("closed_forms", "issue 18", ("dataset_size", "training_epochs"), ("distance_items",), NO_SAMPLES,
-           "closed_forms_figure"),
+    Figure("closed_forms", "issue 18", ("dataset_size", "training_epochs"), ("distance_items", "closed_form_generalization"),
+           CLOSED_FORMS, "closed_forms_figure"),
     Figure("teleportation", "Wang & Vastola", ("dataset_size",), ("teleportation",), NO_SAMPLES, "teleportation_figure"),
 )}  # fmt: skip
 
@@ -427,8 +434,11 @@ class Study:
     # ----------------------------------------------------------------------- tables and figures
 
     def tables(self) -> list[Table]:
-        """The tables this study makes (strong_generalization needs S1/S2 pairs)."""
-        return [t for t in TABLES.values() if t.granularity != PAIR or self.pairs()]
+        """The tables this study makes (strong_generalization needs S1/S2 pairs; a table of one
+        experiment needs that experiment; closed_form_generalization needs a closed-form model)."""
+        wanted = lambda t: ((t.granularity != PAIR or self.pairs()) and (not t.experiment or t.experiment in self.experiments)
+                            and (t.rule != "sample_closed_forms" or self.closed_form_models()))  # noqa: E731  # fmt: skip
+        return [t for t in TABLES.values() if wanted(t)]
 
     def table_units(self, name: str) -> list[tuple[str, dict]]:
         """(unit kind, identifying columns) of every file ``collect_table`` concatenates into table
@@ -438,7 +448,8 @@ class Study:
         if table.granularity == PAIR:
             return [(PAIR, p) for p in self.pairs()]
         if table.granularity == FINAL_CHECKPOINT:
-            evals = [(rid, self.final_epoch(run)) for rid, run in sorted(self.runs.items())]
+            runs = {m.run.id: m.run for m in self.experiments[table.experiment]} if table.experiment else self.runs
+            evals = [(rid, self.final_epoch(run)) for rid, run in sorted(runs.items())]
         elif table.granularity == CHECKPOINT:
             evals = self.evaluations()
         else:
@@ -493,7 +504,13 @@ class Study:
             return self.experiment_evaluations(self.figure_experiment(name))
         if kind == PAIRS:
             return [(Run.parse(p[half]), p["epoch"]) for p in self.pairs() for half in ("s1", "s2")]
+        if kind == CLOSED_FORMS and "closed_form_generalization" in {t.name for t in self.tables()}:
+            return [(Run.parse(k["run_id"]), k["epoch"]) for _, k in self.table_units("closed_form_generalization")]
         return []
+
+    def closed_form_models(self) -> list[str]:
+        """The closed-form models of config ``baselines`` (empty: none is compared or sampled)."""
+        return list(self.config.get("baselines", {}).get("models", []))
 
 
 def pair_scales(section: dict) -> dict[int, int]:

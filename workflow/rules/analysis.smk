@@ -62,7 +62,7 @@ rule measure_denoisers:
             "noise_seed",
             "device",
         ),
-        baselines=config["baselines"],
+        baselines=section_params("baselines", *BASELINE_KEYS),
     script:
         "../scripts/measure_denoisers.py"
 

@@ -36,6 +36,7 @@ EVAL_TABLE = f"{EVAL}/{{table}}.csv"
 BASELINE = f"{RESULTS}/eval/gaussian/{{subset}}/{{table}}.csv"
 PAIR = f"{RESULTS}/eval/pairs/{{pair}}/{{table}}.csv"
 SAMPLES = f"{RESULTS}/samples/{{run}}/epoch{{epoch}}.h5"
+CLOSED_FORM_SAMPLES = f"{RESULTS}/samples/{{run}}/epoch{{epoch}}_closed_forms.h5"
 GAUSSIAN_SAMPLES = f"{RESULTS}/samples/gaussian/{{subset}}.h5"
 TABLE = f"{RESULTS}/tables/{{table}}.csv"
 
@@ -82,6 +83,8 @@ def section_params(section, *keys):
 
 SAMPLE_KEYS = ("n_samples", "seed_offset", "samplers", "trajectories", "dtype")
 SAMPLE_KEYS += ("s_churn", "s_min", "s_max", "s_noise", "batch_size")
+BASELINE_KEYS = ("models", "mixture_components", "local_threshold", "local_temperature")
+BASELINE_KEYS += ("patch_min", "els_patch_sizes", "els_inputs", "els_padding", "seed")
 
 
 def get_final_output():
@@ -145,6 +148,24 @@ def get_table_sources(wildcards):
     return [paths[kind](keys) for kind, keys in study.table_units(wildcards.table)]
 
 
+def get_closed_form_inputs(wildcards):
+    """sample_closed_forms: the subset's Gaussian, images and Gaussian/empirical samples, the
+    checkpoint's network samples and, when the ELS machine is enabled, its calibration."""
+    subset = plan.Run.parse(wildcards.run).subset
+    out = dict(
+        gaussian=GAUSSIAN.format(subset=subset),
+        train_split=SPLIT.format(split=subset),
+        data=DATA.format(datafile="dataset"),
+        samples=SAMPLES.format(run=wildcards.run, epoch=wildcards.epoch),
+        gaussian_samples=GAUSSIAN_SAMPLES.format(subset=subset),
+    )
+    if "els" in study.closed_form_models():
+        out["els_calibration"] = EVAL_TABLE.format(
+            run=wildcards.run, epoch=wildcards.epoch, table="els_calibration"
+        )
+    return out
+
+
 def get_pair_inputs(wildcards):
     p = study.pair(wildcards.pair)
     runs = {half: plan.Run.parse(p[half]) for half in ("s1", "s2")}
@@ -160,8 +181,13 @@ def get_pair_inputs(wildcards):
 def get_figure_inputs(wildcards):
     """Tables (by name) and stored samples a figure reads; nothing else reaches figure code."""
     figure = plan.FIGURES[wildcards.figure]
-    out = {t: TABLE.format(table=t) for t in ("runs", *figure.tables)}
+    made = {t.name for t in study.tables()}
+    out = {t: TABLE.format(table=t) for t in ("runs", *figure.tables) if t in made}
     checkpoints = study.figure_samples(figure.name)
+    if checkpoints and figure.samples == plan.CLOSED_FORMS:
+        out["closed_form_samples"] = [
+            CLOSED_FORM_SAMPLES.format(run=r.id, epoch=e) for r, e in checkpoints
+        ]
     if checkpoints:
         subsets = study.figure_subsets(figure.name)
         out["samples"] = [SAMPLES.format(run=r.id, epoch=e) for r, e in checkpoints]

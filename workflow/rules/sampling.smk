@@ -40,6 +40,29 @@ rule sample_checkpoint:
         "../scripts/sample_checkpoint.py"
 
 
+rule sample_closed_forms:
+    input:
+        unpack(get_closed_form_inputs),
+    output:
+        samples=CLOSED_FORM_SAMPLES,
+        table=f"{EVAL}/closed_form_generalization.csv",
+    log:
+        f"{RESULTS}/logs/sample_closed_forms/{{run}}_epoch{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sample_closed_forms/{{run}}_epoch{{epoch}}.tsv"
+    conda:
+        "../../envs/hiddengauss.yaml"
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        sampling=section_params("sampling", *SAMPLE_KEYS, "device"),
+        baselines=section_params("baselines", *BASELINE_KEYS, "n_samples", "els_samples"),
+    script:
+        "../scripts/sample_closed_forms.py"
+
+
 rule generalization:
     input:
         samples=SAMPLES,

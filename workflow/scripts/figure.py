@@ -14,12 +14,14 @@ with script_logging(snakemake.log[0]):
     tables = {k: pd.read_csv(v) for k, v in inp.items() if k in TABLES}
     listed = lambda key: [inp[key]] if isinstance(inp.get(key), str) else list(inp.get(key) or [])  # noqa: E731
     samples = {(c["run"], int(c["epoch"])): p for c, p in zip(index["checkpoints"], listed("samples"))}
+    closed = {(c["run"], int(c["epoch"])): p for c, p in zip(index["checkpoints"], listed("closed_form_samples"))}
     gaussian = dict(zip(index["subsets"], listed("gaussian_samples")))
     splits = dict(zip(index["subsets"], listed("splits")))
     data = FigureData(
         tables,
         samples_path=lambda run, epoch: samples[run, int(epoch)],
         gaussian_samples_path=gaussian.__getitem__,
+        closed_form_samples_path=(lambda run, epoch: closed[run, int(epoch)]) if closed else None,
         training_images=lambda subset: load_split_images(splits[subset], inp.data)[0].numpy(),
         options=snakemake.params.options,
     )
