@@ -150,7 +150,8 @@ def get_table_sources(wildcards):
 
 def get_closed_form_inputs(wildcards):
     """sample_closed_forms: the subset's Gaussian, images and Gaussian/empirical samples, the
-    checkpoint's network samples and, when the ELS machine is enabled, its calibration."""
+    checkpoint's network samples and, when the ELS machine is enabled, its calibration.
+    """
     subset = plan.Run.parse(wildcards.run).subset
     out = dict(
         gaussian=GAUSSIAN.format(subset=subset),

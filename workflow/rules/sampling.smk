@@ -58,7 +58,9 @@ rule sample_closed_forms:
         runtime=240,
     params:
         sampling=section_params("sampling", *SAMPLE_KEYS, "device"),
-        baselines=section_params("baselines", *BASELINE_KEYS, "n_samples", "els_samples"),
+        baselines=section_params(
+            "baselines", *BASELINE_KEYS, "n_samples", "els_samples"
+        ),
     script:
         "../scripts/sample_closed_forms.py"
 
