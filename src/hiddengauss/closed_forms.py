@@ -154,7 +154,7 @@ def patch_denoiser(x: torch.Tensor, sigma: float, train: torch.Tensor, image_sha
     D_p = Σ_i softmax_i(−‖x_p − y_{i,p}‖²/2σ²) y_{i,p} over the training patches at the same
     position; each pixel is the mean of the D_p of the crops that cover it. k = H = W is the
     empirical denoiser."""
-    c, h, w = image_shape
+    _, h, w = image_shape
     if not 1 <= k <= min(h, w):
         raise ValueError(f"patch size {k} must be in [1, {min(h, w)}]")
     xp = _unfold(_images(x.to(torch.float64), image_shape), k)  # (B, Ck², P)
