@@ -28,6 +28,7 @@ from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 from .edm import trained_sigmas  # noqa: E402
 from .gaussian import effective_rank, wiener_shrinkage  # noqa: E402
+from .generation import denoiser_names  # noqa: E402
 from .io import read_array  # noqa: E402
 from .memorization import nearest_neighbours  # noqa: E402
 from .schedules import karras_sigmas  # noqa: E402
@@ -607,10 +608,8 @@ def _closed_form_samples(ax, data: FigureData, run: pd.Series, gen: pd.DataFrame
     cpath = data.closed_form_samples_path(rid, epoch)
     sources = [(data.samples_path(rid, epoch), "network"), (data.gaussian_samples_path(run["subset"]), "gaussian"),
                (data.gaussian_samples_path(run["subset"]), "empirical")]  # fmt: skip
-    with h5py.File(cpath, "r") as f:
-        models = [m for m in f if isinstance(f[m], h5py.Group)]
     order = lambda m: next((i for i, k in enumerate(CLOSED_FORMS) if m.startswith(k)), len(CLOSED_FORMS))  # noqa: E731
-    sources += [(cpath, m) for m in sorted(models, key=lambda m: (order(m), m))]
+    sources += [(cpath, m) for m in sorted(denoiser_names(cpath), key=lambda m: (order(m), m))]
     sampler = data.sampler(data.samples_path(rid, epoch), preferred)
     mine = gen[(gen["run_id"] == rid) & (gen["epoch"] == epoch) & (gen["sampler"] == sampler)]
     rows, labels, shape = [], [], None

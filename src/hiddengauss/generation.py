@@ -88,6 +88,12 @@ def sampler_names(path, denoiser: str = "network") -> list[str]:
         return sorted(f[denoiser]) if denoiser in f else []
 
 
+def denoiser_names(path) -> list[str]:
+    """The denoisers a samples file holds (its groups; ``seeds`` is a dataset), sorted."""
+    with h5py.File(path, "r") as f:
+        return sorted(m for m in f if isinstance(f[m], h5py.Group))
+
+
 def generalization_rows(samples_h5, gaussian_samples_h5, train: torch.Tensor) -> tuple[list[dict], pd.DataFrame]:
     """generalization.csv rows (one per sampler) of a checkpoint's network samples, and the
     per-sample items (generalization_items: sampler, item, nn_ratio, memorized)."""
@@ -121,11 +127,11 @@ def closed_form_generalization_rows(closed_h5, samples_h5, gaussian_samples_h5, 
     Gaussian samples of the same latents are the reference of ``gaussian_rmse`` for each."""
     train = train.cpu()
     sources = [(samples_h5, "network"), (gaussian_samples_h5, "gaussian"), (gaussian_samples_h5, "empirical")]
-    with h5py.File(closed_h5, "r") as f:
-        sources += [(closed_h5, m) for m in sorted(f) if isinstance(f[m], h5py.Group)]
+    sources += [(closed_h5, m) for m in denoiser_names(closed_h5)]
+    samplers = sampler_names(samples_h5)  # the network's: not gaussian/closed_form
     rows = []
     for path, model in sources:
-        for s in [s for s in sampler_names(path, model) if s in sampler_names(samples_h5)]:  # not gaussian/closed_form
+        for s in [s for s in sampler_names(path, model) if s in samplers]:
             x = load_samples(path, f"{model}/{s}/samples")
             x = x[:n_reference] if path != closed_h5 else x
             xg = load_samples(gaussian_samples_h5, f"gaussian/{s}/samples")[: len(x)]
