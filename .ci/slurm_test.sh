@@ -129,7 +129,8 @@ log = (work / "slurm.log").read_text()
 submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log)
 assert submitted, "no job was submitted to slurm"
 logs = work / "slurm" / "results" / "smoke" / "logs"
-gpu_rules = ["train", "distill", "measure_denoisers", "sample_checkpoint", "teleportation"]
+gpu_rules = ["train", "distill", "measure_denoisers", "closed_form_outputs", "sample_checkpoint", "sample_closed_forms",
+             "teleportation"]
 for rule in gpu_rules:
     files = sorted((logs / rule).glob("*.log"))
     assert files, f"no {rule} logs"

@@ -181,12 +181,20 @@ def test_teleporting_the_gaussian_model_stays_on_its_own_flow(gaussian):
     assert all(r["rmse_to_full"] < 0.02 and r["cosine_to_full"] > 0.999 for r in rows), rows
 
 
-def test_closed_form_models_join_the_distance_table_with_r2_and_a_calibrated_els():
+def test_closed_form_models_join_the_distance_table_with_r2_and_a_calibrated_els(tmp_path):
     """Every enabled model gets a network-<model> pair with r2 on the same inputs; the empirical
     denoiser explains itself (r2 = 1 when the "network" is the empirical denoiser: mixture K = N
     and the whole-image patch at sigma = 80); ELS runs on els_inputs items with one chosen patch
-    size per sigma, calibrated on other images."""
-    from hiddengauss.analysis import CALIBRATION, baseline_models
+    size per sigma, calibrated on other images. The outputs are computed once (per subset),
+    stored, and give the same rows as the models run directly on the same inputs."""
+    from hiddengauss.analysis import (
+        CALIBRATION,
+        closed_form_denoisers,
+        closed_form_outputs,
+        load_closed_form_outputs,
+        save_closed_form_outputs,
+    )
+    from hiddengauss.closed_forms import baseline_denoisers, els_denoiser
     from hiddengauss.empirical import empirical_optimal_denoiser
 
     shape = (1, 4, 4)
@@ -197,16 +205,32 @@ def test_closed_form_models_join_the_distance_table_with_r2_and_a_calibrated_els
     network = lambda x, s: empirical_optimal_denoiser(x, s, train)  # noqa: E731
     settings = {"models": ["mixture", "local", "patch", "els"], "mixture_components": [4, 50], "els_patch_sizes": [1, 3],
                 "els_inputs": 6}  # fmt: skip
-    models, limits, cal = baseline_models(network, held, settings, gauss, train, shape)
+    sigmas = [80.0, 0.5, 0.05]
+    outputs = closed_form_outputs(settings, gauss, train, shape, held, sigmas, 16)
+    save_closed_form_outputs(tmp_path / "cf.h5", outputs, {"n_inputs": 16})
+    with pytest.raises(ValueError, match="cf.h5.*n_inputs"):
+        load_closed_form_outputs(tmp_path / "cf.h5", {"n_inputs": 8})
+    stored = load_closed_form_outputs(tmp_path / "cf.h5", {"n_inputs": 16})
+    models, limits, cal = closed_form_denoisers(stored, network, held)
     assert set(models) == {"mixture4", "mixture10", "local", "patch", "els"} and limits == {"els": 6}
-    rows, items = distance_rows({"network": network, **models}, held, [80.0, 0.5, 0.05], 16, 0, limits)
+    rows, items = distance_rows({"network": network, **models}, held, sigmas, 16, 0, limits)
     frame = pd.DataFrame(rows).set_index(["pair", "sigma"])
     assert {f"network-{m}" for m in models} == set(frame.index.get_level_values(0))
-    assert frame.loc[("network-mixture10", 0.5), "r2"] == pytest.approx(1, abs=1e-9)  # K = N: the empirical denoiser
-    assert frame.loc[("network-patch", 80.0), "r2"] == pytest.approx(1, abs=1e-9)  # whole-image patch at sigma 80
+    assert frame.loc[("network-mixture10", 0.5), "r2"] == pytest.approx(1, abs=1e-6)  # K = N: the empirical denoiser
+    assert frame.loc[("network-patch", 80.0), "r2"] == pytest.approx(1, abs=1e-6)  # whole-image patch at sigma 80
     assert items.groupby("pair")["item"].nunique().to_dict() == {f"network-{m}": 6 if m == "els" else 16 for m in models}
     cal = pd.DataFrame(cal, columns=CALIBRATION)
     assert len(cal) == 3 * 2 and (cal.groupby("sigma")["chosen"].sum() == 1).all()
+    # the same rows as the models run directly (float32 storage: agreement to ~1e-6)
+    chosen = dict(zip(cal.loc[cal["chosen"], "sigma"], cal.loc[cal["chosen"], "patch"]))
+    direct = baseline_denoisers(settings, gauss, train, shape)
+    direct["els"] = lambda x, s: els_denoiser(x, s, train, shape, int(chosen[s]))
+    ref, _ = distance_rows({"network": network, **direct}, held, sigmas, 16, 0, limits)
+    ref = pd.DataFrame(ref).set_index(["pair", "sigma"])
+    np.testing.assert_allclose(frame.loc[ref.index, "rmse"], ref["rmse"], rtol=1e-5, atol=1e-7)
+    # the calibration chose by r2 against the network on the calibration inputs, not the measured ones
+    best = cal.loc[cal.groupby("sigma")["r2"].idxmax()]
+    assert best["chosen"].all()
 
 
 def fit_gaussian_from(train, shape):

@@ -226,7 +226,8 @@ def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
     jobs = rule_blocks(proc.stdout)
-    gpu_rules = {"train", "distill", "measure_denoisers", "sample_checkpoint", "sample_closed_forms", "teleportation"}
+    gpu_rules = {"train", "distill", "measure_denoisers", "closed_form_outputs", "sample_checkpoint", "sample_closed_forms",
+                 "teleportation"}  # fmt: skip
     assert gpu_rules <= {rule for rule, _ in jobs}
     for rule, b in jobs:
         if rule in gpu_rules:

@@ -9,8 +9,10 @@ distilled map is fitted and scored on independent noise.
 
 from __future__ import annotations
 
+import json
 import logging
 
+import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -24,6 +26,7 @@ from .distill import (
     relative_frobenius_error,
 )
 from .gaussian import GaussianModel, wiener_matrix, wiener_shrinkage
+from .io import atomic_h5, read_array
 from .metrics import (
     denoiser_distance,
     denoiser_distance_per_sample,
@@ -109,6 +112,20 @@ def linearity_rows(
     return rows, pd.concat(items, ignore_index=True)
 
 
+def distance_inputs(y: torch.Tensor, n_inputs: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images y and the noise n of the distance inputs x = y + σn: the first ``n_inputs``
+    held-out images and one draw of the distances seed (metrics.measure_seed), reused at every σ."""
+    y = y[:n_inputs]
+    return y, fixed_noise(len(y), y.shape[1], measure_seed(seed, "distances")).to(y)
+
+
+def calibration_inputs(y: torch.Tensor, m: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images and noise of the ELS calibration inputs: the last ``m`` held-out images (apart
+    from the first ones the distances use, when there are enough) under independent noise."""
+    m = min(m, len(y))
+    return y[-m:], fixed_noise(m, y.shape[1], measure_seed(seed, "els_calibration")).to(y)
+
+
 def distance_rows(
     denoisers: dict[str, Denoiser], y: torch.Tensor, sigmas, n_inputs: int, seed: int = 0,
     limits: dict[str, int] | None = None,
@@ -124,8 +141,7 @@ def distance_rows(
     inputs, compared with the same outputs of its partner).
     """
     limits = limits or {}
-    y = y[:n_inputs]
-    noise = fixed_noise(len(y), y.shape[1], measure_seed(seed, "distances")).to(y)
+    y, noise = distance_inputs(y, n_inputs, seed)
     pairs = [("network", "gaussian"), ("linear", "gaussian"), ("network", "linear"), ("network", "empirical")]
     pairs += [("network", name) for name in denoisers if name not in {"network", "linear", "gaussian", "empirical"}]
     rows, items = [], []
@@ -145,22 +161,113 @@ def distance_rows(
 CALIBRATION = ["sigma", "patch", "r2", "chosen"]
 
 
-def baseline_models(network: Denoiser, y: torch.Tensor, settings: dict, gauss: GaussianModel, train: torch.Tensor,
-                    image_shape, seed: int = 0) -> tuple[dict[str, Denoiser], dict[str, int], list[dict]]:  # fmt: skip
-    """The closed-form models of ``settings`` (config ``baselines``) for :func:`distance_rows`:
-    (denoisers by name, input limits, ELS calibration rows, filled as the ELS machine runs).
+def closed_form_outputs(settings: dict, gauss: GaussianModel, train: torch.Tensor, image_shape, y: torch.Tensor,
+                        sigmas, n_inputs: int, seed: int = 0) -> dict[str, dict[float, torch.Tensor]]:  # fmt: skip
+    """Every enabled closed-form model's outputs on the distance inputs of :func:`distance_rows`,
+    {name: {σ: output}}. They depend on the training subset, not on a network, so they are
+    computed once per subset (rule closed_form_outputs) and compared with every checkpoint of
+    it by :func:`closed_form_denoisers`.
 
-    The ELS machine runs on the first ``els_inputs`` distance inputs, with its patch size
-    calibrated per σ against the network on as many other held-out images (the last ones of
-    ``y``) under independent noise (els_calibration: sigma, patch, r2, chosen)."""
-    from .closed_forms import baseline_denoisers, calibrated_els
+    The ELS machine, whose patch size is chosen per σ against each network, has one output per
+    candidate size k of ``els_patch_sizes``: ``els/k<k>`` on the first ``els_inputs`` distance
+    inputs and ``els_calibration/k<k>`` on the calibration inputs (:func:`calibration_inputs`)."""
+    from .closed_forms import baseline_denoisers, els_denoiser
 
-    models, limits, cal = baseline_denoisers(settings, gauss, train, image_shape), {}, []
+    y0, noise = distance_inputs(y, n_inputs, seed)
+    models = baseline_denoisers(settings, gauss, train, image_shape)
+    out: dict[str, dict[float, torch.Tensor]] = {name: {} for name in models}
     if "els" in settings.get("models", []):
-        m = min(settings.get("els_inputs", 32), len(y))
-        held = y[-m:]
-        noise = fixed_noise(m, y.shape[1], measure_seed(seed, "els_calibration")).to(y)
-        models["els"], cal = calibrated_els(network, train, image_shape, settings.get("els_patch_sizes", [3, 5]),
-                                            lambda s: held + s * noise, settings.get("els_padding", "zeros"))  # fmt: skip
+        m = min(settings.get("els_inputs", 32), len(y0))
+        yc, nc = calibration_inputs(y, m, seed)
+        pad = settings.get("els_padding", "zeros")
+        for k in settings.get("els_patch_sizes", [3, 5]):
+            for name, (yy, nn) in ((f"els/k{k}", (y0[:m], noise[:m])), (f"els_calibration/k{k}", (yc, nc))):
+                out[name] = {float(s): els_denoiser(yy + s * nn, float(s), train, image_shape, k, pad) for s in sigmas}
+    for sigma in map(float, sigmas):
+        for name, fn in models.items():
+            out[name][sigma] = fn(y0 + sigma * noise, sigma)
+        log.info("closed-form outputs at σ=%.4g", sigma)
+    return out
+
+
+def closed_form_denoisers(outputs: dict[str, dict[float, torch.Tensor]], network: Denoiser, y: torch.Tensor,
+                          seed: int = 0) -> tuple[dict[str, Denoiser], dict[str, int], list[dict]]:  # fmt: skip
+    """The closed-form models for :func:`distance_rows` from their stored outputs
+    (:func:`closed_form_outputs`): (denoisers by name, input limits, ELS calibration rows).
+
+    Each denoiser returns its stored output at σ (x must be the distance inputs those outputs
+    were computed on). The ELS machine's patch size at each σ is the candidate whose output on the
+    calibration inputs explains the network best (:func:`.closed_forms.els_patch_choice`, table
+    els_calibration); it runs on the first ``els_inputs`` distance inputs."""
+    from .closed_forms import els_patch_choice
+
+    def stored(table: dict[float, torch.Tensor], name: str) -> Denoiser:
+        def denoise(x, sigma):
+            out = _at_sigma(table, sigma, name)
+            if len(out) != len(x):
+                raise ValueError(f"stored {name} outputs cover {len(out)} inputs, asked for {len(x)}")
+            return out.to(x)
+
+        return denoise
+
+    models = {n: stored(t, n) for n, t in outputs.items() if "/" not in n}
+    limits, cal = {}, []
+    sizes = sorted(int(n.split("/k")[1]) for n in outputs if n.startswith("els/"))
+    if sizes:
+        m = len(next(iter(outputs[f"els/k{sizes[0]}"].values())))
+        yc, nc = calibration_inputs(y, m, seed)
+        chosen: dict[float, int] = {}
+        for sigma in outputs[f"els/k{sizes[0]}"]:
+            target = network(yc + sigma * nc, sigma)
+            cands = {k: _at_sigma(outputs[f"els_calibration/k{k}"], sigma, "ELS").to(target) for k in sizes}
+            chosen[sigma], rows = els_patch_choice(target, cands, sigma)
+            cal += rows
+
+        def els(x, sigma):
+            return stored(outputs[f"els/k{chosen[_sigma_key(chosen, sigma)]}"], "els")(x, sigma)
+
+        models["els"] = els
         limits["els"] = m
     return models, limits, cal
+
+
+def _sigma_key(table: dict, sigma: float) -> float:
+    keys = [s for s in table if np.isclose(s, sigma, rtol=1e-9, atol=0)]
+    if not keys:
+        raise KeyError(f"σ = {sigma:.6g} is not among the stored σ's {sorted(table)}")
+    return keys[0]
+
+
+def _at_sigma(table: dict[float, torch.Tensor], sigma: float, name: str) -> torch.Tensor:
+    try:
+        return table[_sigma_key(table, sigma)]
+    except KeyError as err:
+        raise KeyError(f"no stored {name} output: {err.args[0]}") from None
+
+
+def save_closed_form_outputs(path, outputs: dict[str, dict[float, torch.Tensor]], attrs: dict) -> None:
+    """HDF5: one dataset ``<name>/sigma<i>`` (float32, attribute sigma) per model and σ; ``attrs``
+    (the inputs' settings) on the root, checked by :func:`load_closed_form_outputs`."""
+    with atomic_h5(path) as f:
+        for name, table in outputs.items():
+            for i, (sigma, out) in enumerate(table.items()):  # in σ order of the grid
+                ds = f.create_dataset(f"{name}/sigma{i}", data=out.cpu().numpy().astype(np.float32))
+                ds.attrs["sigma"] = sigma
+        f.attrs["models"] = json.dumps(sorted(outputs))
+        f.attrs["settings"] = json.dumps(attrs, sort_keys=True)
+
+
+def load_closed_form_outputs(path, expected: dict, device="cpu") -> dict[str, dict[float, torch.Tensor]]:
+    """The outputs :func:`save_closed_form_outputs` stored, as float64 on ``device``; raises
+    ValueError naming the file if they were computed with other inputs than ``expected``."""
+    with h5py.File(path, "r") as f:
+        got = json.loads(f.attrs["settings"])
+        if got != json.loads(json.dumps(expected, sort_keys=True)):
+            raise ValueError(f"{path}: closed-form outputs made with {got}, this measure needs {expected}: rerun closed_form_outputs")
+        out = {}
+        for name in json.loads(f.attrs["models"]):
+            g = f[name]
+            keys = sorted(g, key=lambda k: int(k.removeprefix("sigma")))
+            out[name] = {float(g[k].attrs["sigma"]): torch.from_numpy(read_array(f, f"{name}/{k}").astype(np.float64)).to(device)
+                         for k in keys}  # fmt: skip
+        return out

@@ -215,7 +215,7 @@ def baseline_denoisers(settings: dict, gauss: GaussianModel, train: torch.Tensor
     """The closed-form denoisers ``settings`` (config ``baselines``) enables, as D(x;σ) functions
     of the training images ``train`` and their Gaussian ``gauss``: ``mixture<K>`` per K (K capped
     at N), ``local``, ``patch``, and ``els`` when its calibration against a network is given
-    (``els_patches`` {σ: chosen patch size}, from :func:`calibrated_els`; between calibrated σ's
+    (``els_patches`` {σ: chosen patch size}, from :func:`els_patch_choice`; between calibrated σ's
     :func:`calibrated_patch`)."""
     models = settings.get("models", [])
     out = {}
@@ -244,30 +244,13 @@ def baseline_denoisers(settings: dict, gauss: GaussianModel, train: torch.Tensor
     return out
 
 
-def calibrated_els(network, train: torch.Tensor, image_shape, sizes, calibration_inputs: torch.Tensor,
-                   padding: str = "zeros"):  # fmt: skip
-    """The ELS machine with its patch size chosen per σ against the network, as Kamb & Ganguli
-    calibrate it: at each σ, the size k of ``sizes`` whose output has the highest mean r² to the
-    network's on ``calibration_inputs`` (noisy images drawn apart from the evaluated ones).
-    Returns (denoiser, calibration rows {sigma, patch, r2, chosen})."""
+def els_patch_choice(target: torch.Tensor, candidates: dict[int, torch.Tensor], sigma: float) -> tuple[int, list[dict]]:
+    """Kamb & Ganguli's calibration of the ELS machine at one σ: of the ELS outputs
+    ``candidates`` {patch size k: output} on calibration inputs (noisy images drawn apart from
+    the evaluated ones), the k whose output has the highest mean r² to the network's output
+    ``target`` on the same inputs. Returns (k, calibration rows {sigma, patch, r2, chosen})."""
     from .metrics import denoiser_distance_per_sample
 
-    chosen: dict[float, int] = {}
-    rows: list[dict] = []
-
-    def fit(sigma):
-        x = calibration_inputs(sigma)
-        target = network(x, sigma)
-        scores = {}
-        for k in sizes:
-            scores[k] = float(denoiser_distance_per_sample(target, els_denoiser(x, sigma, train, image_shape, k, padding))["r2"].mean())
-        best = max(scores, key=scores.get)
-        rows.extend({"sigma": sigma, "patch": k, "r2": r, "chosen": k == best} for k, r in scores.items())
-        return best
-
-    def denoise(x, sigma):
-        if sigma not in chosen:
-            chosen[sigma] = fit(sigma)
-        return els_denoiser(x, sigma, train, image_shape, chosen[sigma], padding)
-
-    return denoise, rows
+    scores = {k: float(denoiser_distance_per_sample(target, out)["r2"].mean()) for k, out in candidates.items()}
+    best = max(scores, key=scores.get)
+    return best, [{"sigma": sigma, "patch": k, "r2": r, "chosen": k == best} for k, r in scores.items()]

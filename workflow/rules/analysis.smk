@@ -34,6 +34,7 @@ rule measure_denoisers:
         train_split=get_run_split,
         data=DATA.format(datafile="dataset"),
         linear=f"{EVAL}/linear.h5",
+        closed_forms=get_run_closed_form_outputs,
     output:
         linearity=f"{EVAL}/linearity.csv",
         distances=f"{EVAL}/denoiser_distances.csv",
@@ -62,9 +63,38 @@ rule measure_denoisers:
             "noise_seed",
             "device",
         ),
-        baselines=section_params("baselines", *BASELINE_KEYS),
+        closed_form_inputs=CLOSED_FORM_SETTINGS,
     script:
         "../scripts/measure_denoisers.py"
+
+
+rule closed_form_outputs:
+    input:
+        inputs=get_subset_analysis_inputs,
+        gaussian=GAUSSIAN,
+        train_split=SPLIT.format(split="{subset}"),
+        data=DATA.format(datafile="dataset"),
+    output:
+        CLOSED_FORM_OUTPUTS,
+    log:
+        f"{RESULTS}/logs/closed_form_outputs/{{subset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/closed_form_outputs/{{subset}}.tsv"
+    conda:
+        "../../envs/hiddengauss.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        analysis=section_params(
+            "analysis", "sigmas", "n_inputs", "noise_seed", "device"
+        ),
+        baselines=section_params("baselines", *BASELINE_KEYS),
+        inputs=CLOSED_FORM_SETTINGS,
+    script:
+        "../scripts/closed_form_outputs.py"
 
 
 rule gaussian_linearity:

@@ -34,6 +34,7 @@ CHECKPOINTS = f"{RESULTS}/runs/{{run}}/checkpoints"
 EVAL = f"{RESULTS}/eval/{{run}}/epoch{{epoch}}"
 EVAL_TABLE = f"{EVAL}/{{table}}.csv"
 BASELINE = f"{RESULTS}/eval/gaussian/{{subset}}/{{table}}.csv"
+CLOSED_FORM_OUTPUTS = f"{RESULTS}/eval/gaussian/{{subset}}/closed_form_outputs.h5"
 PAIR = f"{RESULTS}/eval/pairs/{{pair}}/{{table}}.csv"
 SAMPLES = f"{RESULTS}/samples/{{run}}/epoch{{epoch}}.h5"
 CLOSED_FORM_SAMPLES = f"{RESULTS}/samples/{{run}}/epoch{{epoch}}_closed_forms.h5"
@@ -85,6 +86,12 @@ SAMPLE_KEYS = ("n_samples", "seed_offset", "samplers", "trajectories", "dtype")
 SAMPLE_KEYS += ("s_churn", "s_min", "s_max", "s_noise", "batch_size")
 BASELINE_KEYS = ("models", "mixture_components", "local_threshold", "local_temperature")
 BASELINE_KEYS += ("patch_min", "els_patch_sizes", "els_inputs", "els_padding", "seed")
+# What the stored closed-form outputs were computed on: rule closed_form_outputs records it in
+# the file, measure_denoisers refuses a file made with anything else.
+CLOSED_FORM_SETTINGS = dict(
+    **section_params("analysis", "sigmas", "n_inputs", "noise_seed"),
+    baselines=section_params("baselines", *BASELINE_KEYS),
+)
 
 
 def get_final_output():
@@ -132,6 +139,14 @@ def get_run_analysis_inputs(wildcards):
 
 def get_subset_analysis_inputs(wildcards):
     return analysis_inputs(wildcards.subset)
+
+
+def get_run_closed_form_outputs(wildcards):
+    """measure_denoisers: the stored outputs of the run's subset's closed-form models (none
+    when ``baselines.models`` is empty)."""
+    if not study.closed_form_models():
+        return []
+    return CLOSED_FORM_OUTPUTS.format(subset=plan.Run.parse(wildcards.run).subset)
 
 
 def get_table_sources(wildcards):

@@ -5,7 +5,13 @@ import _src  # noqa: F401  (makes src/ importable)
 
 import pandas as pd
 
-from hiddengauss.analysis import CALIBRATION, baseline_models, distance_rows, linearity_rows
+from hiddengauss.analysis import (
+    CALIBRATION,
+    closed_form_denoisers,
+    distance_rows,
+    linearity_rows,
+    load_closed_form_outputs,
+)
 from hiddengauss.dataset import load_split_images
 from hiddengauss.distill import linear_family, load_linear_maps
 from hiddengauss.empirical import empirical_optimal_denoiser
@@ -21,7 +27,7 @@ with script_logging(snakemake.log[0]) as log:
     dev = resolve_device(a["device"])
     denoise, _ = checkpoint_denoiser(snakemake.input.checkpoints, snakemake.wildcards.epoch, dev)
     y, _ = load_split_images(*snakemake.input.inputs, device=dev)
-    train, shape = load_split_images(snakemake.input.train_split, snakemake.input.data, device=dev)
+    train, _ = load_split_images(snakemake.input.train_split, snakemake.input.data, device=dev)
     gauss = GaussianModel.load(snakemake.input.gaussian, dev)
     lin, lin_items = linearity_rows(denoise, y, sigma_grid(a["linearity_sigmas"]), a["alphas"], a["n_pairs"], a["noise_seed"])
     write_csv(pd.DataFrame(lin), snakemake.output.linearity)
@@ -35,7 +41,10 @@ with script_logging(snakemake.log[0]) as log:
         denoisers["linear"] = linear_family(load_linear_maps(snakemake.input.linear, dev))
     except ValueError as err:  # analysis.distill.store: none
         log.warning("no linear-model distances: %s", err)
-    models, limits, calibration = baseline_models(denoise, y, snakemake.params.baselines, gauss, train, shape, a["noise_seed"])
+    models, limits, calibration = {}, {}, []
+    if snakemake.input.closed_forms:  # computed once per training subset (rule closed_form_outputs)
+        stored = load_closed_form_outputs(snakemake.input.closed_forms, snakemake.params.closed_form_inputs, dev)
+        models, limits, calibration = closed_form_denoisers(stored, denoise, y, a["noise_seed"])
     log.info("closed-form models: %s", ", ".join(models) or "none (baselines.models is empty)")
     rows, items = distance_rows({**denoisers, **models}, y, sigma_grid(a["sigmas"]), a["n_inputs"], a["noise_seed"], limits)
     write_csv(pd.DataFrame(rows), snakemake.output.distances)
