@@ -123,7 +123,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
            "gaussian_rmse"), experiment="dataset_size"),
     Table("teleportation", "teleportation", FINAL_CHECKPOINT,
           ("sampler", "total_steps", "skip_steps", "nfe", "nfe_saved", "rmse_to_full", "cosine_to_full", "gl_score",
-           "memorized_fraction")),
+           "memorized_fraction"), experiment="dataset_size"),
     Table("strong_generalization", "strong_generalization", PAIR,
           ("sampler", "n_samples", "s1_s2_cosine", "s1_s2_rmse", "s1_nn_cosine", "s2_nn_cosine",
            "gaussian_s1_s2_cosine", "network_gaussian_cosine", "s1_s2_centred_cosine",
