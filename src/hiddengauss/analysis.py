@@ -253,7 +253,7 @@ def save_closed_form_outputs(path, outputs: dict[str, dict[float, torch.Tensor]]
             for i, (sigma, out) in enumerate(table.items()):  # in σ order of the grid
                 ds = f.create_dataset(f"{name}/sigma{i}", data=out.cpu().numpy().astype(np.float32))
                 ds.attrs["sigma"] = sigma
-        f.attrs["models"] = json.dumps(sorted(outputs))
+        f.attrs["models"] = json.dumps(list(outputs))  # the models' order: the rows' order
         f.attrs["settings"] = json.dumps(attrs, sort_keys=True)
 
 
