@@ -36,6 +36,7 @@ from .metrics import (
     mixing_weights,
 )
 from .sampling import Denoiser
+from .schedules import at_sigma
 
 log = logging.getLogger("hiddengauss")
 
@@ -203,7 +204,7 @@ def closed_form_denoisers(outputs: dict[str, dict[float, torch.Tensor]], network
 
     def stored(table: dict[float, torch.Tensor], name: str) -> Denoiser:
         def denoise(x, sigma):
-            out = _at_sigma(table, sigma, name)
+            out = at_sigma(table, sigma, f"stored {name} output")
             if len(out) != len(x):
                 raise ValueError(f"stored {name} outputs cover {len(out)} inputs, asked for {len(x)}")
             return out.to(x)
@@ -219,30 +220,13 @@ def closed_form_denoisers(outputs: dict[str, dict[float, torch.Tensor]], network
         chosen: dict[float, int] = {}
         for sigma in outputs[f"els/k{sizes[0]}"]:
             target = network(yc + sigma * nc, sigma)
-            cands = {k: _at_sigma(outputs[f"els_calibration/k{k}"], sigma, "ELS").to(target) for k in sizes}
+            cands = {k: at_sigma(outputs[f"els_calibration/k{k}"], sigma, "stored ELS output").to(target) for k in sizes}
             chosen[sigma], rows = els_patch_choice(target, cands, sigma)
             cal += rows
-
-        def els(x, sigma):
-            return stored(outputs[f"els/k{chosen[_sigma_key(chosen, sigma)]}"], "els")(x, sigma)
-
-        models["els"] = els
+        by_size = {k: stored(outputs[f"els/k{k}"], "els") for k in sizes}
+        models["els"] = lambda x, sigma: by_size[at_sigma(chosen, sigma, "ELS calibration")](x, sigma)
         limits["els"] = m
     return models, limits, cal
-
-
-def _sigma_key(table: dict, sigma: float) -> float:
-    keys = [s for s in table if np.isclose(s, sigma, rtol=1e-9, atol=0)]
-    if not keys:
-        raise KeyError(f"σ = {sigma:.6g} is not among the stored σ's {sorted(table)}")
-    return keys[0]
-
-
-def _at_sigma(table: dict[float, torch.Tensor], sigma: float, name: str) -> torch.Tensor:
-    try:
-        return table[_sigma_key(table, sigma)]
-    except KeyError as err:
-        raise KeyError(f"no stored {name} output: {err.args[0]}") from None
 
 
 def save_closed_form_outputs(path, outputs: dict[str, dict[float, torch.Tensor]], attrs: dict) -> None:

@@ -193,13 +193,10 @@ def linear_denoiser(w: torch.Tensor, b: torch.Tensor) -> Denoiser:
 
 def linear_family(maps: dict[float, tuple[torch.Tensor, torch.Tensor]]) -> Denoiser:
     """The distilled D_L(x;σ) = W_σ x + b_σ for the σ's it was fitted at (an error elsewhere)."""
-    keys = np.array(sorted(maps))
+    from .schedules import at_sigma
 
     def denoise(x, sigma):
-        k = float(keys[np.argmin(np.abs(keys - sigma))])
-        if abs(k - sigma) > 1e-9 * max(sigma, 1e-12):
-            raise KeyError(f"no distilled map at σ={sigma} (fitted at {keys.tolist()})")
-        return linear_denoiser(*maps[k])(x, sigma)
+        return linear_denoiser(*at_sigma(maps, sigma, "distilled map"))(x, sigma)
 
     return denoise
 

@@ -12,6 +12,16 @@ SIGMA_MAX = 80.0
 RHO = 7.0
 
 
+def at_sigma(table: dict, sigma: float, what: str):
+    """``table[σ']`` for the stored σ' equal to ``sigma`` within 1e-9 relative (a grid recomputed
+    elsewhere differs in the last bits); KeyError naming ``what`` and the stored σ's otherwise."""
+    keys = np.array(sorted(table))
+    k = float(keys[np.argmin(np.abs(keys - sigma))]) if keys.size else None
+    if k is None or abs(k - sigma) > 1e-9 * max(sigma, 1e-12):
+        raise KeyError(f"no {what} at σ={sigma} (stored at {keys.tolist()})")
+    return table[k]
+
+
 def karras_sigmas(
     num_steps: int,
     sigma_min: float = SIGMA_MIN,
