@@ -176,18 +176,22 @@ def els_denoiser(x: torch.Tensor, sigma: float, train: torch.Tensor, image_shape
     over the set Φ of every k×k patch (k odd) of every training image at every position, x_Ω(p)
     the k×k neighbourhood of p in x (``padding`` ``zeros`` or ``circular`` beyond the border, the
     same for the training patches). With ``circular``, translating x translates the output.
-    Cost B·HW·N·HW·Ck²: tiny images only (the docs say where it stops being feasible)."""
+    Cost B·HW·N·HW·Ck²: tiny images only (the docs say where it stops being feasible).
+    ‖x_Ω(p)‖² is the same for every φ and cancels in the softmax, so the logits are formed in one
+    fused product as (x_Ω(p)·φ − ‖φ‖²/2)/σ²."""
     c, h, w = image_shape
     xp = _unfold(_images(x.to(torch.float64), image_shape), k, padding).transpose(1, 2)  # (B, P, Ck²)
+    xp = xp.reshape(-1, xp.shape[-1])  # (B·P, Ck²)
     centre = (k * k) // 2  # index of the centre pixel within one channel's k×k patch
+    inv = 1.0 / sigma**2
     acc = StreamingSoftmaxMean()
     for start in range(0, train.shape[0], chunk):
         yp = _unfold(_images(train[start : start + chunk].to(x.device, torch.float64), image_shape), k, padding)
         phi = yp.transpose(1, 2).reshape(-1, yp.shape[1])  # (n·P, Ck²): every patch of every image
-        d2 = (xp * xp).sum(-1, keepdim=True) - 2 * xp @ phi.T + (phi * phi).sum(-1)[None, None]  # (B, P, nP)
+        logits = torch.addmm((phi * phi).sum(-1)[None], xp, phi.T, beta=-0.5 * inv, alpha=inv)  # (B·P, nP)
         centres = phi.reshape(-1, c, k * k)[:, :, centre]  # (nP, C)
-        acc.add(-d2.clamp_min(0) / (2 * sigma**2), lambda wt, centres=centres: wt @ centres)  # (B, P, C)
-    out = acc.mean()  # (B, P = HW, C)
+        acc.add(logits, lambda wt, centres=centres: wt @ centres)  # (B·P, C)
+    out = acc.mean().reshape(x.shape[0], h * w, c)
     return out.transpose(1, 2).reshape(x.shape[0], -1).to(x.dtype)
 
 
