@@ -88,11 +88,8 @@ rule closed_form_outputs:
         mem_mb=16000,
         runtime=240,
     params:
-        analysis=section_params(
-            "analysis", "sigmas", "n_inputs", "noise_seed", "device"
-        ),
-        baselines=section_params("baselines", *BASELINE_KEYS),
-        inputs=CLOSED_FORM_SETTINGS,
+        settings=CLOSED_FORM_SETTINGS,
+        device=config["analysis"]["device"],
     script:
         "../scripts/closed_form_outputs.py"
 

@@ -13,11 +13,12 @@ from hiddengauss.schedules import sigma_grid
 
 with script_logging(snakemake.log[0]) as log:
     set_threads(snakemake.threads)
-    a, b, inp = snakemake.params.analysis, snakemake.params.baselines, snakemake.input
-    dev = resolve_device(a["device"])
+    s, inp = snakemake.params.settings, snakemake.input
+    dev = resolve_device(snakemake.params.device)
     y, _ = load_split_images(*inp.inputs, device=dev)
     train, shape = load_split_images(inp.train_split, inp.data, device=dev)
     gauss = GaussianModel.load(inp.gaussian, dev)
+    b = s["baselines"]
     log.info("closed-form models %s of %d training images", ", ".join(b["models"]), len(train))
-    outputs = closed_form_outputs(b, gauss, train, shape, y, sigma_grid(a["sigmas"]), a["n_inputs"], a["noise_seed"])
-    save_closed_form_outputs(snakemake.output[0], outputs, snakemake.params.inputs)
+    outputs = closed_form_outputs(b, gauss, train, shape, y, sigma_grid(s["sigmas"]), s["n_inputs"], s["noise_seed"])
+    save_closed_form_outputs(snakemake.output[0], outputs, s)
