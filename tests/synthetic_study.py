@@ -153,7 +153,15 @@ def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFra
                                               "s1_s2_cosine": _items(rng, n, 0.9 - 0.6 * m, 3 * noise, shared["samples"]),
                                               "floor_cosine": _items(rng, n, 0.5, 3 * noise, -shared["samples"]),
                                               "gaussian_s1_s2_cosine": np.full(n, 0.8)}))  # fmt: skip
-    return {"runs": runs, "linearity": pd.DataFrame(lin), "denoiser_distances": pd.DataFrame(dist),
+    contrasts = [{**p, "sampler": "heun18", "n": 8, "metric": metric, "value": v, "ci_low": v - 0.01 - 0.1 * noise,
+                  "ci_high": v + 0.01 + 0.1 * noise}
+                 for p in st.pairs() for metric in ("frechet", "kid") for v in [0.1 * (m_of[p["s1"], p["epoch"]] - 0.5)]]  # fmt: skip
+    sets = ("model_s1", "model_s2", "gaussian_s1", "gaussian_s2", "train_s1", "train_s2", "heldout")
+    dists = [{**p, "sampler": "heun18", "n": 8, "set_a": a, "set_b": b, "metric": metric, "value": v, "ci_low": v - 0.01,
+              "ci_high": v + 0.01} for p in st.pairs() for i, a in enumerate(sets) for b in sets[i + 1 :]
+             for metric in ("frechet", "kid") for v in [0.02 * (i + 1) + 0.05 * m_of[p["s1"], p["epoch"]]]]  # fmt: skip
+    return {"distribution_contrasts": pd.DataFrame(contrasts), "distributions": pd.DataFrame(dists),
+            "runs": runs, "linearity": pd.DataFrame(lin), "denoiser_distances": pd.DataFrame(dist),
             "distillation": pd.DataFrame(distil), "eigen_diagonal": pd.concat(diag, ignore_index=True),
             "generalization": pd.DataFrame(gen), "teleportation": pd.DataFrame(tel), "spectrum": spectrum,
             "closed_form_generalization": pd.DataFrame(cf),

@@ -111,3 +111,19 @@ def test_sliced_wasserstein_is_the_sorted_difference_and_weights_act_as_duplicat
     ia, ib = np.repeat(np.arange(30), wa[0].numpy()), np.repeat(np.arange(30), wb[0].numpy())
     weighted = sliced_wasserstein(a, b, theta, wa, wb)[0]
     assert float(weighted) == pytest.approx(float(sliced_wasserstein(a[ia], b[ib], theta)[0]), rel=1e-12)
+
+
+def test_distance_table_has_every_pair_of_sets_and_the_contrast_of_its_rows():
+    from hiddengauss.distributions import distance_table
+
+    base = torch.rand(40, 16, generator=gen(17), dtype=torch.float64)
+    names = ("model_s1", "model_s2", "train_s1", "heldout")
+    sets = {name: base + 0.3 * i * (name == "heldout") + 0.01 * torch.randn(40, 16, generator=gen(i), dtype=torch.float64)
+            for i, name in enumerate(names)}  # fmt: skip
+    table, contrasts = distance_table(sets, (1, 4, 4), n_boot=100, k=3)
+    assert len(table) == 6 * len(METRICS) and set(zip(table["set_a"], table["set_b"])) == {
+        (a, b) for i, a in enumerate(names) for b in names[i + 1 :]}  # fmt: skip
+    kid = table[table["metric"] == "kid"].set_index(["set_a", "set_b"])["value"]
+    expect = kid["model_s1", "model_s2"] - (kid["model_s1", "heldout"] + kid["model_s2", "heldout"]) / 2
+    row = contrasts.set_index("metric").loc["kid"]
+    assert row["value"] == pytest.approx(expect, rel=1e-12) and row["ci_high"] < 0  # the held-out set is shifted away

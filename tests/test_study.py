@@ -132,7 +132,7 @@ def test_figures_follow_the_configured_experiments():
     assert study.figure_samples("linearity") == []
     assert study.figure_options("same_noise_samples")["showcase"] == ["ncsnpp_c4_n128_s0", 16]
     assert study.figure_options("linearity") == {**study.config["figures"], "experiment": "dataset_size"}
-    assert study.figure_subsets("same_noise_samples") == ["n128"] and study.claims_tables()[-1] == "strong_generalization_items"
+    assert study.figure_subsets("same_noise_samples") == ["n128"] and study.claims_tables()[-2:] == ["strong_generalization_items", "distribution_contrasts"]
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     only = Study(validate_config({**cfg, "experiments": {"dataset_size": cfg["experiments"]["dataset_size"]}}))
     assert only.figures() == sorted(["closed_forms", "dataset_size", "gaussian_structure", "linear_vs_gaussian", "linearity",

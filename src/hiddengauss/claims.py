@@ -487,6 +487,36 @@ def strong_generalization(ev: Evidence) -> list[dict]:
     return out
 
 
+def disjoint_models_closer_than_data(ev: Evidence) -> dict:
+    """Issue 19: "the output distributions between two trained diffusion models on different
+    dataset subsets are closer to each other than they are to the dataset distribution itself".
+    Statistic (docs/claims.md, fixed before any result): at the largest fully trained pair,
+    KID(model S1, model S2) − ½[KID(model S1, held-out) + KID(model S2, held-out)] from rule
+    distributions, whose interval resamples each set's images the same way in every distance
+    (paired). Holds when the interval lies below 0; the other metrics' contrasts and the smallest
+    pair's value go in the note."""
+    c = ("disjoint_models_closer_than_data",
+         "two models trained on disjoint halves are closer to each other in distribution than either is to held-out data",
+         "KID(model S1, model S2) - mean KID(model, held-out), largest fully trained pair, disjoint latents")  # fmt: skip
+    t = ev.tables.get("distribution_contrasts")
+    full = t[t["kind"] == "full"] if t is not None and not t.empty else None
+    if full is None or full.empty:
+        return _missing(*c, 0.0, "<", "no distributions table for a fully trained strong-generalization pair")
+    sizes = sorted(full["dataset_size"].unique())
+    big = full[full["dataset_size"] == sizes[-1]]
+    kid = big[big["metric"] == "kid"].iloc[0]
+    others = ", ".join(f"{r.metric} {r.value:+.3g} [{r.ci_low:+.3g}, {r.ci_high:+.3g}]" for r in big.itertuples() if r.metric != "kid")
+    small = full[(full["dataset_size"] == sizes[0]) & (full["metric"] == "kid")].iloc[0]
+    note = f"n = {int(kid['n'])} images per set; other metrics at N={sizes[-1]}: {others}"
+    if len(sizes) > 1:
+        note += f"; KID contrast at N={sizes[0]}: {small['value']:+.3g} [{small['ci_low']:+.3g}, {small['ci_high']:+.3g}]"
+    v = verdict(float(kid["ci_low"]), float(kid["ci_high"]), 0.0, "<")
+    return dict(claim_id=c[0], claim=c[1], statistic=c[2], value=float(kid["value"]), ci_low=float(kid["ci_low"]),
+                ci_high=float(kid["ci_high"]), threshold="< 0", p_value=np.nan, verdict=v,
+                holds={HOLDS: True, FAILS: False}.get(v), n=int(kid["n"]), sigma_window=NO_SIGMA,
+                checkpoints=str(kid["pair_id"]), note=note)  # fmt: skip
+
+
 def pooled_r2(ev: Evidence, u: pd.DataFrame, window: np.ndarray, pair: str) -> pd.DataFrame | None:
     """Mean over σ ∈ window of the r² of a closed-form model as a model of the network, pooled over
     the held-out inputs: 1 − E_x ‖D_θ − D_model‖² / E_x ‖D_θ − mean_pixels D_θ‖² (from the items'
@@ -580,6 +610,6 @@ def evaluate_claims(tables: dict[str, pd.DataFrame], bootstrap: int = 1000, perm
             linear_departs_when_memorizing(ev), gaussian_gap_shrinks_with_data(ev), gaussian_gap_grows_with_scale(ev),
             memorization_grows_with_scale(ev), early_training_is_gaussian(ev), memorization_grows_with_epochs(ev),
             *strong_generalization(ev), local_beats_gaussian_at_intermediate_sigma(ev),
-            gaussian_suffices_at_high_sigma(ev)]  # fmt: skip
+            gaussian_suffices_at_high_sigma(ev), disjoint_models_closer_than_data(ev)]  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 

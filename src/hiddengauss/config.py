@@ -154,6 +154,11 @@ def _check_cross_keys(config: dict) -> None:
     if a.get("inputs") == "heldout" and "n_pairs" in a and "size" in ev and 2 * a["n_pairs"] > ev["size"]:
         raise ConfigError(f"config key 'analysis.n_pairs': {a['n_pairs']} pairs need {2 * a['n_pairs']} held-out images, "
                           f"but evaluation.size is {ev['size']}")  # fmt: skip
+    dist, samplers = config.get("distributions", {}), config.get("sampling", {}).get("samplers", [])
+    if "distributions" in config and "sampler" not in dist and samplers:
+        dist["sampler"] = "heun18" if "heun18" in samplers else samplers[0]
+    if "sampler" in dist and samplers and dist["sampler"] not in samplers:
+        raise ConfigError(f"config key 'distributions.sampler': {dist['sampler']!r} is not one of sampling.samplers {samplers}")
     if "cmap" in fig:
         import matplotlib
 

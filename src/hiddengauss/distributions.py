@@ -13,11 +13,14 @@ whitened ones), each with a bootstrap interval over the images of both sets.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .inference import bootstrap_weights, interval
+from .inference import bootstrap_weights, interval, item_rng
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
@@ -253,3 +256,32 @@ def distances(a: torch.Tensor, b: torch.Tensor, image_shape, n_boot: int = 500, 
             lo, hi = 2 * value - hi, 2 * value - lo
         out.append({"metric": name, "value": value, "ci_low": lo, "ci_high": hi, "replicates": np.asarray(r, float)})
     return out
+
+
+# The statistic of claim disjoint_models_closer_than_data (docs/claims.md): how much closer the
+# two models are to each other than, on average, to held-out data; negative when they agree more.
+CONTRAST = (("model_s1", "model_s2"), (("model_s1", "heldout"), ("model_s2", "heldout")))
+
+
+def distance_table(sets: dict[str, torch.Tensor], image_shape, n_boot: int = 500, seed: int = 0, k: int = 5,
+                   swd: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Every metric between every two of ``sets`` (all of one size): (rows set_a, set_b, metric,
+    value, ci_low, ci_high, in the order of ``sets``; the contrast of :data:`CONTRAST` per metric,
+    d(S1 model, S2 model) − ½[d(S1 model, held-out) + d(S2 model, held-out)], with the interval of
+    its paired replicates). Each set is resampled the same way in every distance (weights from
+    ``seed`` and the set's name), so differences between distances keep their pairing."""
+    weights = {name: bootstrap_weights(len(x), n_boot, item_rng(seed, f"distributions:{name}")) for name, x in sets.items()}
+    rows, reps = [], {}
+    for a, b in itertools.combinations(sets, 2):
+        for r in distances(sets[a], sets[b], image_shape, k=k, swd=swd, seed=seed, weights=(weights[a], weights[b])):
+            reps[a, b, r["metric"]] = (r["value"], r.pop("replicates"))
+            rows.append({"set_a": a, "set_b": b, **r})
+    (pair, refs), contrasts = CONTRAST, []
+    for metric in METRICS:
+        value = reps[(*pair, metric)][0] - np.mean([reps[(*ref, metric)][0] for ref in refs])
+        rep = reps[(*pair, metric)][1] - np.mean([reps[(*ref, metric)][1] for ref in refs], axis=0)
+        lo, hi = interval(rep)
+        if metric in BASIC_INTERVAL:
+            lo, hi = 2 * value - hi, 2 * value - lo
+        contrasts.append({"metric": metric, "value": value, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows), pd.DataFrame(contrasts)

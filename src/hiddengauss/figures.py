@@ -626,6 +626,49 @@ def _closed_form_samples(ax, data: FigureData, run: pd.Series, gen: pd.DataFrame
     show_grid(ax, rows, shape, labels, f"N = {int(run['dataset_size'])}: same latents ({sampler})")
 
 
+def distributions_figure(data: FigureData):
+    """Distributions, not samples: the KID among model(S1), model(S2), Gaussian(S1), Gaussian(S2),
+    the S1 and S2 training images and the held-out images (disjoint latents, all sets of one size),
+    one matrix per fully trained strong-generalization pair; right: the distance between the two
+    models against N next to each model's distance to held-out data and that of the training
+    images themselves, with 95% bootstrap intervals (table distributions)."""
+    t = data.table("distributions")
+    t = t[(t["metric"] == "kid") & (t["kind"] == "full")]
+    sizes = sorted(t["dataset_size"].unique())
+    fig, axes = plt.subplots(1, len(sizes) + 1, figsize=(4.6 * len(sizes) + 5.5, 4.8), constrained_layout=True, squeeze=False)
+    names = list(dict.fromkeys([*t["set_a"], *t["set_b"]]))
+    short = {n: n.replace("model_", "model ").replace("gaussian_", "Gauss. ").replace("train_", "train ") for n in names}
+    for ax, n in zip(axes[0], sizes):
+        r = t[t["dataset_size"] == n]
+        m = np.zeros((len(names), len(names)))
+        for row in r.itertuples():
+            i, j = names.index(row.set_a), names.index(row.set_b)
+            m[i, j] = m[j, i] = row.value
+        im = ax.imshow(m, cmap=data.options["cmap"])
+        ax.set_xticks(range(len(names)), [short[x] for x in names], rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(len(names)), [short[x] for x in names], fontsize=8)
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=6, color="w" if v < m.max() / 2 else "k")
+        ax.set_title(f"KID, N = {int(n)} per split (n = {int(r['n'].iloc[0])} images per set)", fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    ax = axes[0, -1]
+    curves = {"model(S1) vs model(S2)": [("model_s1", "model_s2")],
+              "model vs held-out (mean of S1, S2)": [("model_s1", "heldout"), ("model_s2", "heldout")],
+              "training images vs held-out": [("train_s1", "heldout"), ("train_s2", "heldout")]}  # fmt: skip
+    for label, pairs in curves.items():
+        sel = t[[(a, b) in pairs for a, b in zip(t["set_a"], t["set_b"])]]
+        g = sel.groupby("dataset_size")[["value", "ci_low", "ci_high"]].mean()
+        ax.errorbar(g.index, g["value"], yerr=[g["value"] - g["ci_low"], g["ci_high"] - g["value"]], marker="o", capsize=3, label=label)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set(xscale="log", xlabel="training images N per split", ylabel="KID (unbiased; 0 = one distribution)")
+    ax.set_xticks(sizes, [str(int(n)) for n in sizes])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, lw=0.5)
+    fig.suptitle("Do two models on disjoint data agree more with each other than with the data?")
+    return fig
+
+
 def teleportation_figure(data: FigureData):
     """Analytical teleportation: distance to the full sampler's sample vs network evaluations saved."""
     o = data.options

@@ -166,6 +166,22 @@ def strong_generalization_row(s1_h5, s2_h5, g1_h5, g2_h5, train1, train2, sample
     return row, items
 
 
+def distribution_sets(s1_h5, s2_h5, g1_h5, g2_h5, train1: torch.Tensor, train2: torch.Tensor,
+                      heldout: torch.Tensor, sampler: str) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The seven image sets the distributions table compares, all of one size n = min(samples/2,
+    N, held-out): model and Gaussian samples of S1 from the latents [0, n) and of S2 from [n, 2n)
+    (disjoint latents, so two models that copy the same latent's image do not agree by
+    construction), the first n training images of S1 and of S2, and the first n held-out images."""
+    x1 = load_samples(s1_h5, f"network/{sampler}/samples")
+    x2 = load_samples(s2_h5, f"network/{sampler}/samples")
+    g1 = load_samples(g1_h5, f"gaussian/{sampler}/samples")
+    g2 = load_samples(g2_h5, f"gaussian/{sampler}/samples")
+    n = min(len(x1) // 2, len(x2) // 2, len(train1), len(train2), len(heldout))
+    sets = {"model_s1": x1[:n], "model_s2": x2[n : 2 * n], "gaussian_s1": g1[:n], "gaussian_s2": g2[n : 2 * n],
+            "train_s1": train1[:n], "train_s2": train2[:n], "heldout": heldout[:n]}  # fmt: skip
+    return {name: v.reshape(n, -1).to(torch.float64) for name, v in sets.items()}
+
+
 def teleportation_samples(denoise: Denoiser, gauss, seeds, dim: int, sampler: str, skips: list[int],
                           device="cpu", batch: int = 256) -> dict[int, torch.Tensor]:  # fmt: skip
     """{k: samples} for skip 0 (the full sampler) and every skip k < steps, from the same

@@ -135,10 +135,12 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("generalization_items", "generalization", CHECKPOINT, ("sampler", "item", "nn_ratio", "memorized")),
     Table("strong_generalization_items", "strong_generalization", PAIR,
           ("sampler", "item", "s1_s2_cosine", "gaussian_s1_s2_cosine", "floor_cosine")),
+    Table("distributions", "distributions", PAIR, ("sampler", "n", "set_a", "set_b", "metric", "value", "ci_low", "ci_high")),
+    Table("distribution_contrasts", "distributions", PAIR, ("sampler", "n", "metric", "value", "ci_low", "ci_high")),
 )}  # fmt: skip
 
 CLAIMS_TABLES = ("runs", "distance_items", "linearity_items", "generalization_items", "strong_generalization",
-                 "strong_generalization_items")  # fmt: skip
+                 "strong_generalization_items", "distribution_contrasts")  # fmt: skip
 
 # What a figure shows of the stored samples: none, the showcase run (Fig 3), every evaluated
 # checkpoint of its experiment, both halves of every strong-generalization pair, or the final
@@ -183,6 +185,7 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
     Figure("architectures", "appendix", ("architecture",), ("denoiser_distances",), EXPERIMENT, "architectures_figure"),
     Figure("closed_forms", "issue 18", ("dataset_size", "training_epochs"), ("distance_items", "closed_form_generalization"),
            CLOSED_FORMS, "closed_forms_figure"),
+    Figure("distributions", "issue 19", ("strong_generalization",), ("distributions",), NO_SAMPLES, "distributions_figure"),
     Figure("teleportation", "Wang & Vastola", ("dataset_size",), ("teleportation",), NO_SAMPLES, "teleportation_figure"),
 )}  # fmt: skip
 

@@ -133,3 +133,21 @@ rule strong_generalization:
         samplers=config["sampling"]["samplers"],
     script:
         "../scripts/strong_generalization.py"
+
+
+rule distributions:
+    input:
+        unpack(get_pair_inputs),
+    output:
+        table=PAIR.format(pair="{pair}", table="distributions"),
+        contrasts=PAIR.format(pair="{pair}", table="distribution_contrasts"),
+    log:
+        f"{RESULTS}/logs/distributions/{{pair}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/distributions/{{pair}}.tsv"
+    conda:
+        "../../envs/hiddengauss.yaml"
+    params:
+        distributions=config["distributions"],
+    script:
+        "../scripts/distributions.py"
