@@ -194,13 +194,14 @@ def by_value(ev: Evidence, u: pd.DataFrame, per_unit: pd.DataFrame, column: str)
 
 
 def _row(cid, claim, statistic, threshold: float, direction: str, values=None, p_value=None, n=0, enough=True,
-         window="", checkpoints="", note="") -> dict:  # fmt: skip
-    """One claims.csv row from the statistic on every bootstrap column (``values[0]`` the point)."""
+         window="", checkpoints="", note="", ci=None) -> dict:  # fmt: skip
+    """One claims.csv row from the statistic on every bootstrap column (``values[0]`` the point),
+    or from the point ``values[0]`` and an interval ``ci`` (lo, hi) a rule already computed."""
     if values is None:
         value, (lo, hi) = float("nan"), (float("nan"), float("nan"))
     else:
-        values = np.asarray(values, float)
-        value, (lo, hi) = float(values[0]), interval(values[1:])
+        values = np.asarray(values, float).reshape(-1)
+        value, (lo, hi) = float(values[0]), interval(values[1:]) if ci is None else map(float, ci)
     if values is not None and not np.isfinite(value):
         note = note or "statistic undefined: fewer than 3 distinct values, or no spread"
     v = verdict(lo, hi, threshold, direction, p_value, enough and np.isfinite(value))
@@ -510,11 +511,8 @@ def disjoint_models_closer_than_data(ev: Evidence) -> dict:
     note = f"n = {int(kid['n'])} images per set; other metrics at N={sizes[-1]}: {others}"
     if len(sizes) > 1:
         note += f"; KID contrast at N={sizes[0]}: {small['value']:+.3g} [{small['ci_low']:+.3g}, {small['ci_high']:+.3g}]"
-    v = verdict(float(kid["ci_low"]), float(kid["ci_high"]), 0.0, "<")
-    return dict(claim_id=c[0], claim=c[1], statistic=c[2], value=float(kid["value"]), ci_low=float(kid["ci_low"]),
-                ci_high=float(kid["ci_high"]), threshold="< 0", p_value=np.nan, verdict=v,
-                holds={HOLDS: True, FAILS: False}.get(v), n=int(kid["n"]), sigma_window=NO_SIGMA,
-                checkpoints=str(kid["pair_id"]), note=note)  # fmt: skip
+    return _row(*c, 0.0, "<", [kid["value"]], None, int(kid["n"]), True, NO_SIGMA, str(kid["pair_id"]), note,
+                ci=(kid["ci_low"], kid["ci_high"]))  # fmt: skip
 
 
 def pooled_r2(ev: Evidence, u: pd.DataFrame, window: np.ndarray, pair: str) -> pd.DataFrame | None:

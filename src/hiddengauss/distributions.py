@@ -7,8 +7,8 @@ whitened ones), each with a bootstrap interval over the images of both sets.
   data by construction: it cannot stand alone.
 - :func:`kernel_distance`: unbiased squared MMD with the cubic polynomial kernel (KID).
 - :func:`prdc`: k-nearest-neighbour precision, recall, density and coverage.
-- :func:`sliced_wasserstein`: sliced Wasserstein distance between Laplacian-pyramid patches,
-  which sees more than second moments.
+- :class:`PatchSWD`: sliced Wasserstein distance (:func:`sliced_wasserstein`) between
+  Laplacian-pyramid patches, which sees more than second moments.
 """
 
 from __future__ import annotations
@@ -203,11 +203,6 @@ class PatchSWD:
         return float(out[0]) if single else out
 
 
-def matched_size(*sets: torch.Tensor) -> int:
-    """The common number of images all distances are computed from: the smallest set."""
-    return min(len(s) for s in sets)
-
-
 METRICS = ("frechet", "kid", "swd", "precision", "recall", "density", "coverage")
 # Plug-in estimators whose bias grows when a resample repeats images (fewer distinct images: a
 # larger Fréchet distance, a worse sorted match): their interval is the basic bootstrap one,
@@ -216,6 +211,13 @@ METRICS = ("frechet", "kid", "swd", "precision", "recall", "density", "coverage"
 # plug-in value (two sets of 256 uniform 14×14 images: FD 6.4, interval [1.4, 2.4]): compare these
 # two only between sets of the same size, and read KID (unbiased) for a verdict.
 BASIC_INTERVAL = ("frechet", "swd")
+
+
+def metric_interval(metric: str, value: float, replicates) -> tuple[float, float]:
+    """95% bootstrap interval of ``metric`` from its replicates: percentile, or basic
+    (2θ̂ − [q₉₇.₅, q₂.₅]) for the :data:`BASIC_INTERVAL` metrics."""
+    lo, hi = interval(replicates)
+    return (2 * value - hi, 2 * value - lo) if metric in BASIC_INTERVAL else (lo, hi)
 
 
 def distances(a: torch.Tensor, b: torch.Tensor, image_shape, n_boot: int = 500, seed: int = 0, k: int = 5,
@@ -251,9 +253,7 @@ def distances(a: torch.Tensor, b: torch.Tensor, image_shape, n_boot: int = 500, 
     out = []
     for name in METRICS:
         value, r = reps[name]
-        lo, hi = interval(r)
-        if name in BASIC_INTERVAL:
-            lo, hi = 2 * value - hi, 2 * value - lo
+        lo, hi = metric_interval(name, value, r)
         out.append({"metric": name, "value": value, "ci_low": lo, "ci_high": hi, "replicates": np.asarray(r, float)})
     return out
 
@@ -280,8 +280,6 @@ def distance_table(sets: dict[str, torch.Tensor], image_shape, n_boot: int = 500
     for metric in METRICS:
         value = reps[(*pair, metric)][0] - np.mean([reps[(*ref, metric)][0] for ref in refs])
         rep = reps[(*pair, metric)][1] - np.mean([reps[(*ref, metric)][1] for ref in refs], axis=0)
-        lo, hi = interval(rep)
-        if metric in BASIC_INTERVAL:
-            lo, hi = 2 * value - hi, 2 * value - lo
+        lo, hi = metric_interval(metric, value, rep)
         contrasts.append({"metric": metric, "value": value, "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows), pd.DataFrame(contrasts)
