@@ -81,20 +81,54 @@ def test_local_model_matches_a_loop_over_pixels():
     torch.testing.assert_close(local_denoiser(x, sigma, y, mask, temperature=tau, chunk=3), out, rtol=0, atol=1e-12)
 
 
-def test_wiener_locality_mask_limits():
-    """σ → 0 with a full-rank Σ: W_σ → I, the mask is the identity; σ → ∞: W_σ → Σ/σ², the mask
-    thresholds Σ[n,m]/Σ[n,n] at 0.02 of its largest magnitude."""
-    shape = (1, 4, 4)
+def _smooth_gaussian(scale=None):
+    """A 4×4 Gaussian with neighbour correlations; ``scale`` (16,) multiplies each pixel."""
     g = torch.Generator().manual_seed(5)
     base = torch.randn(400, 1, 4, 4, generator=g, dtype=torch.float64)
     smooth = (base + base.roll(1, 2) + base.roll(1, 3)) / 3 + 0.1 * torch.randn(400, 1, 4, 4, generator=g, dtype=torch.float64)
-    gauss = fit_gaussian([smooth.reshape(400, -1)], shape)
-    torch.testing.assert_close(wiener_locality_mask(gauss, 1e-4), torch.eye(16, dtype=torch.float64))
+    flat = smooth.reshape(400, -1) * (1 if scale is None else scale)
+    return fit_gaussian([flat], (1, 4, 4))
+
+
+@pytest.mark.parametrize("scope", ["row", "global"])
+def test_wiener_locality_mask_limits(scope):
+    """σ → 0 with a full-rank Σ: W_σ → I, the mask is the identity; σ → ∞: W_σ → Σ/σ², the mask
+    thresholds Σ at 0.02 of each row's largest magnitude (row) or Σ[n,m]/Σ[n,n] at 0.02 of the
+    whole matrix's (global)."""
+    gauss = _smooth_gaussian()
+    torch.testing.assert_close(wiener_locality_mask(gauss, 1e-4, scope=scope), torch.eye(16, dtype=torch.float64))
     cov = (gauss.eigenvectors * gauss.eigenvalues) @ gauss.eigenvectors.T
-    a = (cov / torch.diagonal(cov)[:, None]).abs()
-    wide = wiener_locality_mask(gauss, 1e4)
-    torch.testing.assert_close(wide, (a >= 0.02 * a.max()).double())
+    if scope == "row":
+        expected = cov.abs() >= 0.02 * cov.abs().amax(1, keepdim=True)
+    else:
+        a = (cov / torch.diagonal(cov)[:, None]).abs()
+        expected = a >= 0.02 * a.max()
+    wide = wiener_locality_mask(gauss, 1e4, scope=scope)
+    torch.testing.assert_close(wide, expected.double())
     assert 16 < wide.sum() < 256  # local, not empty and not everything
+
+
+def test_row_locality_mask_survives_a_low_variance_pixel():
+    """One pixel with 1e-3 of the others' spread: the global threshold (the reference code's)
+    empties most rows, the per-row one keeps every row its own pixel; at large σ (W_σ ∝ Σ, the
+    scaled pixel's row and column scaled) every other row keeps the neighbourhood it has when
+    all pixels share one scale, less the scaled pixel. A pixel without variance sees only itself."""
+    scale = torch.ones(16, dtype=torch.float64)
+    scale[5] = 1e-3
+    even, uneven = _smooth_gaussian(), _smooth_gaussian(scale)
+    for sigma in (0.3, 1.0, 1e4):
+        glob = wiener_locality_mask(uneven, sigma, scope="global")
+        assert (glob.sum(1) == 0).sum() >= 8, sigma  # most rows see nothing, not even their own pixel
+        assert torch.all(torch.diagonal(wiener_locality_mask(uneven, sigma)) == 1)
+    row, ref = wiener_locality_mask(uneven, 1e4), wiener_locality_mask(even, 1e4)
+    others = [n for n in range(16) if n != 5]
+    torch.testing.assert_close(row[others][:, others], ref[others][:, others])
+    assert row[others, 5].sum() == 0 < ref[others, 5].sum()
+    scale[5] = 0.0
+    dead = wiener_locality_mask(_smooth_gaussian(scale), 1.0)
+    torch.testing.assert_close(dead[5], torch.eye(16, dtype=torch.float64)[5])
+    with pytest.raises(ValueError, match="'row' or 'global'"):
+        wiener_locality_mask(even, 1.0, scope="column")
 
 
 @pytest.mark.parametrize("sigma", SIGMAS)

@@ -102,14 +102,26 @@ def gaussian_mixture_denoiser(x: torch.Tensor, sigma: float, mixture: GaussianMi
 # --------------------------------------------------------------------------- data-driven locality
 
 
-def wiener_locality_mask(gauss: GaussianModel, sigma: float, threshold: float = 0.02) -> torch.Tensor:
-    """Lukoianov et al.'s mask at σ from the Wiener filter W_σ = U diag(λ/(λ+σ²)) Uᵀ (d × d):
-    each row divided by its diagonal entry, A[n,m] = W_σ[n,m]/W_σ[n,n] (a diagonal entry below
-    1e-9 of the largest counts as 1: the mask does not depend on W_σ's scale), then M[n,m] = 1 where |A[n,m]| ≥ threshold·max|A|, else 0 (their
-    repository's default threshold 0.02). Row n is the neighbourhood output pixel n sees."""
+def wiener_locality_mask(gauss: GaussianModel, sigma: float, threshold: float = 0.02, scope: str = "row") -> torch.Tensor:
+    """Lukoianov et al.'s mask at σ from the Wiener filter W_σ = U diag(λ/(λ+σ²)) Uᵀ (d × d);
+    row n is the neighbourhood output pixel n sees (threshold 0.02: their repository's default).
+
+    ``scope="row"`` (this pipeline's default): M[n,m] = 1 where |W_σ[n,m]| ≥ threshold·max_m'
+    |W_σ[n,m']|, and M[n,n] = 1 always; each row is judged against its own largest entry, so a
+    row's scale (its pixel's variance) cannot empty another row. ``scope="global"`` (their
+    repository): each row divided by its diagonal entry, A[n,m] = W_σ[n,m]/W_σ[n,n] (a diagonal
+    entry below 1e-9 of the largest counts as 1), M[n,m] = 1 where |A[n,m]| ≥ threshold·max|A|
+    over the whole matrix; on images with low-variance pixels most rows come out empty."""
     from .gaussian import wiener_matrix
 
     w = wiener_matrix(gauss.eigenvalues.to(torch.float64), gauss.eigenvectors.to(torch.float64), sigma)
+    if scope == "row":
+        a = w.abs()
+        mask = a >= threshold * a.amax(1, keepdim=True)
+        mask[a.amax(1) <= 1e-12 * a.max()] = False  # a pixel without variance: only itself
+        return (mask | torch.eye(w.shape[0], dtype=torch.bool)).to(torch.float64)
+    if scope != "global":
+        raise ValueError(f"locality mask scope must be 'row' or 'global', got {scope!r}")
     diag = torch.diagonal(w).clone()
     diag[diag.abs() < 1e-9 * diag.abs().max()] = 1.0
     a = w / diag[:, None]
@@ -230,11 +242,12 @@ def baseline_denoisers(settings: dict, gauss: GaussianModel, train: torch.Tensor
             out[f"mixture{kk}"] = lambda x, s, mix=mix: gaussian_mixture_denoiser(x, s, mix)
     if "local" in models:
         thr, tau = settings.get("local_threshold", 0.02), settings.get("local_temperature", 1.0)
+        scope = settings.get("local_threshold_scope", "row")
         masks: dict[float, torch.Tensor] = {}
 
         def local(x, s):
             if s not in masks:
-                masks[s] = wiener_locality_mask(gauss, s, thr)
+                masks[s] = wiener_locality_mask(gauss, s, thr, scope)
             return local_denoiser(x, s, train, masks[s], tau)
 
         out["local"] = local

@@ -84,7 +84,13 @@ def section_params(section, *keys):
 
 SAMPLE_KEYS = ("n_samples", "seed_offset", "samplers", "trajectories", "dtype")
 SAMPLE_KEYS += ("s_churn", "s_min", "s_max", "s_noise", "batch_size")
-BASELINE_KEYS = ("models", "mixture_components", "local_threshold", "local_temperature")
+BASELINE_KEYS = (
+    "models",
+    "mixture_components",
+    "local_threshold",
+    "local_threshold_scope",
+    "local_temperature",
+)
 BASELINE_KEYS += ("patch_min", "els_patch_sizes", "els_inputs", "els_padding", "seed")
 # What the stored closed-form outputs were computed on: rule closed_form_outputs records it in
 # the file, measure_denoisers refuses a file made with anything else.
