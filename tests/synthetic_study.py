@@ -37,6 +37,8 @@ CONFIG = {
         "training_epochs": {"dataset_size": 64, "model_scale": 32},
         "strong_generalization": {"sizes": [16, 512], "model_scale": 32, "early_stop_epoch": 10, "small_scale": 4},
         "architecture": {"dataset_size": 1024, "model_scale": 16, "archs": ["ncsnpp", "ddpmpp"]},
+        # runs of their own (scale 2): every checkpoint saw 50k-200k images, so the sizes are close
+        "memorization_time": {"sizes": [16, 24, 32], "model_scale": 2, "bootstrap": 200},
     },
 }
 SHAPE = (1, 8, 8)
@@ -60,6 +62,30 @@ WARMUP_IMAGES = 1000
 
 def _items(rng, n: int, value: float, noise: float, shared: np.ndarray) -> np.ndarray:
     return value + noise * (shared[:n] + rng.standard_normal(n))
+
+
+def memorization_time_tables(st: Study, runs: pd.DataFrame, flip: bool) -> dict[str, pd.DataFrame]:
+    """memorization_curve, memorization_items and memorization_time: sample i of size N is a copy
+    from τ_i = τ_N e^{z_i} images on (z_i ~ N(0, 0.3²)), τ_N = 4000 N (τ_mem ∝ N) or, flipped,
+    10⁵ (N/16)^¼ (nearly independent of N); KID to held-out falls over training."""
+    from hiddengauss.memorization_time import curve_frame, memorization_time_table
+
+    seen = runs.set_index(["run_id", "epoch"])["images_seen"].groupby(level=[0, 1]).first()
+    curves, items = [], []
+    for run, e in st.experiment_evaluations("memorization_time"):
+        k, t = run.keys(e), float(seen[run.id, e])
+        z = np.random.default_rng(run.size).normal(0, 0.3, N_ITEMS["samples"])
+        tau = 1e5 * (run.size / 16) ** 0.25 if flip else 4000.0 * run.size
+        copies = (t >= tau * np.exp(z)).astype(float)
+        kid = 0.05 * 50_000 / t
+        curves.append({**k, "sampler": "heun18", "n_samples": len(copies), "memorized_fraction": copies.mean(),
+                       "kid_heldout": kid, "kid_ci_low": 0.9 * kid, "kid_ci_high": 1.1 * kid})  # fmt: skip
+        items.append(pd.DataFrame({**k, "sampler": "heun18", "item": np.arange(len(copies)), "nn_ratio": 1 - 0.9 * copies,
+                                   "memorized": copies}))  # fmt: skip
+    curves, items = pd.DataFrame(curves), pd.concat(items, ignore_index=True)
+    e = st.config["experiments"]["memorization_time"]
+    table = memorization_time_table(curve_frame(curves, runs), items, e["level"], e["bootstrap"], e["seed"])
+    return {"memorization_curve": curves, "memorization_items": items, "memorization_time": table}
 
 
 def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFrame]:
@@ -168,7 +194,8 @@ def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFra
             "strong_generalization": pd.DataFrame(strong), "linearity_items": pd.concat(lin_items, ignore_index=True),
             "distance_items": pd.concat(dist_items, ignore_index=True),
             "generalization_items": pd.concat(gen_items, ignore_index=True),
-            "strong_generalization_items": pd.concat(strong_items, ignore_index=True)}  # fmt: skip
+            "strong_generalization_items": pd.concat(strong_items, ignore_index=True),
+            **memorization_time_tables(st, runs, flip)}  # fmt: skip
 
 
 def write_samples(root: Path) -> None:

@@ -22,7 +22,7 @@ from hiddengauss.inference import (
 )
 
 # claims whose evidence is the memorized fraction alone (their items carry no added noise)
-MEMORIZATION_ONLY = {"memorization_grows_with_scale", "memorization_grows_with_epochs"}
+MEMORIZATION_ONLY = {"memorization_grows_with_scale", "memorization_grows_with_epochs", "memorization_time_linear_in_n"}
 # claims that need both regimes in one experiment: the contradicting world (memorization
 # reversed) has no generalizing checkpoint there, so they are left open, with the reason
 PREMISE = {"linear_is_gaussian_when_generalizing", "linear_departs_when_memorizing", "early_training_is_gaussian",

@@ -81,6 +81,14 @@ def test_bad_config_names_key(path, value, pattern):
         validate_config(edit(path, value))
 
 
+def test_an_experiment_set_to_null_is_skipped():
+    cfg = base()
+    cfg["experiments"]["model_scale"] = None
+    out = validate_config(cfg)
+    assert list(out["experiments"]) == ["dataset_size"]
+    assert list(Study(out).experiments) == ["dataset_size"]
+
+
 def test_missing_dataset_name():
     with pytest.raises(ConfigError, match=r"'dataset': 'name' is a required property"):
         validate_config({"dataset": {"source": "digits"}})

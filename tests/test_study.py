@@ -92,6 +92,25 @@ def test_splits_plan_the_held_out_set_and_subsets():
     assert own.analysis_split("n128s2") == "n128s2"
 
 
+def test_memorization_time_checkpoints_get_only_their_own_tables():
+    """The memorization_time runs are the dataset_size runs of the smoke config: trained once,
+    every checkpoint sampled for the memorization curve, and no checkpoint more evaluated in full."""
+    study = shipped("smoke")
+    runs = [m.run for m in study.experiments["memorization_time"]]
+    assert {r.id for r in runs} == {m.run.id for m in study.experiments["dataset_size"]}
+    curve = [(k["run_id"], k["epoch"]) for _, k in study.table_units("memorization_curve")]
+    assert curve == [(r.id, e) for r in runs for e in study.checkpoint_epochs(r)] and len(curve) == 7  # n16 keeps the early stop
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    del cfg["experiments"]["memorization_time"]
+    assert study.evaluations() == Study(validate_config(cfg)).evaluations()  # nothing more evaluated in full
+    only = shipped("memorization")
+    assert only.evaluations() == [] and list(only.experiments) == ["memorization_time"]
+    made = {t.name for t in only.tables()}
+    assert made == {"spectrum", "runs", "memorization_curve", "memorization_items", "memorization_time"}
+    assert only.figures() == ["memorization_time"] and only.claims_tables() == ["runs", "memorization_time"]
+    assert only.figure_options("memorization_time")["memorization_level"] == 0.5
+
+
 def test_table_units_identify_every_file_collect_table_reads():
     study = shipped("smoke")
     units = study.table_units("linearity")
@@ -132,7 +151,8 @@ def test_figures_follow_the_configured_experiments():
     assert study.figure_samples("linearity") == []
     assert study.figure_options("same_noise_samples")["showcase"] == ["ncsnpp_c4_n128_s0", 16]
     assert study.figure_options("linearity") == {**study.config["figures"], "experiment": "dataset_size"}
-    assert study.figure_subsets("same_noise_samples") == ["n128"] and study.claims_tables()[-2:] == ["strong_generalization_items", "distribution_contrasts"]
+    assert study.figure_subsets("same_noise_samples") == ["n128"]
+    assert study.claims_tables()[-3:] == ["strong_generalization_items", "distribution_contrasts", "memorization_time"]
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     only = Study(validate_config({**cfg, "experiments": {"dataset_size": cfg["experiments"]["dataset_size"]}}))
     assert only.figures() == sorted(["closed_forms", "dataset_size", "gaussian_structure", "linear_vs_gaussian", "linearity",

@@ -33,6 +33,7 @@ from .edm import trained_sigmas
 from .inference import (
     FAILS,
     HOLDS,
+    INCONCLUSIVE,
     bootstrap_weights,
     interval,
     item_rng,
@@ -515,6 +516,46 @@ def disjoint_models_closer_than_data(ev: Evidence) -> dict:
                 ci=(kid["ci_low"], kid["ci_high"]))  # fmt: skip
 
 
+def memorization_time_linear_in_n(ev: Evidence) -> dict:
+    """Bonnaire, Urfin, Biroli & Mézard (NeurIPS 2025): τ_mem ∝ N. Statistic (docs/claims.md,
+    fixed before the experiment ran): the slope β of log τ_mem against log N over the sizes
+    whose memorized fraction crosses the level, from rule memorization_time, with its sample
+    bootstrap interval. Holds if the interval contains 1 and lies above 0; fails if it excludes
+    1; inconclusive if it contains both 1 and 0, or fewer than 3 sizes cross."""
+    c = ("memorization_time_linear_in_n", "the time at which memorization sets in grows about linearly with N",
+         "slope of log tau_mem (images seen at the memorized fraction's crossing) against log N")  # fmt: skip
+    t = ev.tables.get("memorization_time")
+    if t is None or t.empty:
+        return {**_missing(*c, 1.0, ">", "no memorization_time table (experiment memorization_time not configured)"),
+                "threshold": "interval contains 1, above 0"}
+    mem = t[t["quantity"] == "tau_mem"]
+    crossed = mem[mem["status"] == "crossed"]
+    others = "; ".join(f"N={int(r.dataset_size)} {r.status}" for r in mem.itertuples() if r.status != "crossed")
+    tau = ", ".join(f"N={int(r.dataset_size)}: {r.value:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" for r in crossed.itertuples())
+    note = f"tau_mem (images seen) {tau or 'none'}" + (f"; {others}" if others else "")
+    gen = t[t["quantity"] == "exponent_gen"]
+    if not gen.empty:
+        g = gen.iloc[0]
+        note += f"; tau_gen exponent {g['value']:+.2f} [{g['ci_low']:+.2f}, {g['ci_high']:+.2f}]"
+    fit = t[t["quantity"] == "exponent_mem"]
+    if fit.empty:
+        row = _missing(*c, 1.0, ">", f"fewer than 2 sizes cross the level: {note}")
+        return {**row, "threshold": "interval contains 1, above 0"}
+    f = fit.iloc[0]
+    lo, hi, n_sizes = float(f["ci_low"]), float(f["ci_high"]), int(f["n_sizes"])
+    note += f"; {f['dropped_replicates']:.1%} of the resamples dropped (a counted size did not cross)"
+    if n_sizes < 3:
+        v = INCONCLUSIVE
+        note = f"only {n_sizes} sizes cross the level (3 needed); " + note
+    elif not lo <= 1 <= hi:
+        v = FAILS
+    else:
+        v = HOLDS if lo > 0 else INCONCLUSIVE
+    row = _row(*c, 1.0, ">", [f["value"]], None, n_sizes, True, NO_SIGMA, ", ".join(map(str, crossed["dataset_size"])),
+               note, ci=(lo, hi))  # fmt: skip
+    return {**row, "threshold": "interval contains 1, above 0", "verdict": v, "holds": {HOLDS: True, FAILS: False}.get(v)}
+
+
 def pooled_r2(ev: Evidence, u: pd.DataFrame, window: np.ndarray, pair: str) -> pd.DataFrame | None:
     """Mean over σ ∈ window of the r² of a closed-form model as a model of the network, pooled over
     the held-out inputs: 1 − E_x ‖D_θ − D_model‖² / E_x ‖D_θ − mean_pixels D_θ‖² (from the items'
@@ -608,6 +649,6 @@ def evaluate_claims(tables: dict[str, pd.DataFrame], bootstrap: int = 1000, perm
             linear_departs_when_memorizing(ev), gaussian_gap_shrinks_with_data(ev), gaussian_gap_grows_with_scale(ev),
             memorization_grows_with_scale(ev), early_training_is_gaussian(ev), memorization_grows_with_epochs(ev),
             *strong_generalization(ev), local_beats_gaussian_at_intermediate_sigma(ev),
-            gaussian_suffices_at_high_sigma(ev), disjoint_models_closer_than_data(ev)]  # fmt: skip
+            gaussian_suffices_at_high_sigma(ev), disjoint_models_closer_than_data(ev), memorization_time_linear_in_n(ev)]  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -123,12 +123,16 @@ def coerce_strings(value, schema: dict, root: dict):
 
 def validate_config(config: dict, schema: dict | None = None, schema_path: str | Path | None = None) -> dict:
     """Validate ``config`` against the schema and return a copy with command-line strings
-    converted (:func:`coerce_strings`) and defaults filled in.
+    converted (:func:`coerce_strings`), experiments set to null removed (a named config file is
+    merged over config/config.yaml, so null is how it skips one of the default's experiments),
+    and defaults filled in.
 
     Raises ConfigError listing every problem, each naming its key.
     """
     schema = schema or load_schema(schema_path or SCHEMA_PATH)
     config = coerce_strings(config, schema, schema)
+    if isinstance(config.get("experiments"), dict):  # null skips an experiment a merged config file has
+        config = {**config, "experiments": {k: v for k, v in config["experiments"].items() if v is not None}}
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     if errors:

@@ -669,6 +669,67 @@ def distributions_figure(data: FigureData):
     return fig
 
 
+def memorization_time_figure(data: FigureData):
+    """When memorization sets in: left, the memorized fraction of the samples (nearest training
+    image closer than a third of the second nearest) against the images seen in training, one
+    curve per training-set size N, the level and each size's τ_mem marked; middle, τ_mem against
+    N in log–log with its 95% bootstrap interval, the least-squares fit and a slope-1 line through
+    the data's centre (sizes that never reached the level drawn as lower bounds); right, KID of the
+    samples to held-out images against images seen, with τ_gen marked (tables memorization_curve
+    and memorization_time)."""
+    from .memorization_time import CROSSED, NOT_REACHED, curve_frame
+
+    curves = curve_frame(data.table("memorization_curve"), data.table("runs"))
+    t = data.table("memorization_time")
+    color, sm = sweep_colors(curves["dataset_size"], data.options["cmap"])
+    fig, axes = plt.subplots(1, 3, figsize=(16.5, 4.8), constrained_layout=True)
+    mem, gen = t[t["quantity"] == "tau_mem"].set_index("dataset_size"), t[t["quantity"] == "tau_gen"].set_index("dataset_size")
+    for n, c in curves.groupby("dataset_size"):
+        g = c.groupby("epoch")[["images_seen", "memorized_fraction", "kid_heldout", "kid_ci_low", "kid_ci_high"]].mean()
+        g = g.sort_values("images_seen")
+        axes[0].plot(g["images_seen"], g["memorized_fraction"], marker="o", ms=3, color=color(n), label=f"N = {n}")
+        axes[2].plot(g["images_seen"], g["kid_heldout"], marker="o", ms=3, color=color(n))
+        axes[2].fill_between(g["images_seen"], g["kid_ci_low"], g["kid_ci_high"], color=color(n), alpha=0.15, lw=0)
+        if n in mem.index and mem.loc[n, "status"] == CROSSED:
+            axes[0].axvline(mem.loc[n, "value"], color=color(n), ls=":", lw=1)
+        if n in gen.index:
+            axes[2].axvline(gen.loc[n, "value"], color=color(n), ls=":", lw=1)
+    level = data.options["memorization_level"]
+    axes[0].axhline(level, color="0.3", lw=0.8, ls="--")
+    axes[0].set(xscale="log", xlabel="images seen in training", ylabel="memorized fraction of samples", ylim=(-0.03, 1.03),
+                title="memorized fraction over training (dotted: τ_mem)")  # fmt: skip
+    axes[0].legend(fontsize=8)
+    ax = axes[1]
+    crossed = mem[mem["status"] == CROSSED]
+    ax.errorbar(crossed.index, crossed["value"], yerr=[crossed["value"] - crossed["ci_low"], crossed["ci_high"] - crossed["value"]],
+                fmt="o", color="k", capsize=3, label="τ_mem (95% bootstrap)")  # fmt: skip
+    lower = mem[mem["status"] == NOT_REACHED]
+    if not lower.empty:
+        ax.scatter(lower.index, lower["value"], marker="^", facecolors="none", edgecolors="k", label="not reached (τ_mem > last checkpoint)")
+    fit = t[t["quantity"] == "exponent_mem"]
+    if not fit.empty and len(crossed) >= 2:
+        f = fit.iloc[0]
+        u = np.log(crossed.index.to_numpy(float))
+        v0 = np.log(crossed["value"].to_numpy()).mean()
+        xs = np.geomspace(crossed.index.min(), crossed.index.max(), 20)
+        ax.plot(xs, np.exp(v0 + f["value"] * (np.log(xs) - u.mean())), color="tab:red",
+                label=f"fit: β = {f['value']:.2f} [{f['ci_low']:.2f}, {f['ci_high']:.2f}]")  # fmt: skip
+        ax.plot(xs, np.exp(v0 + (np.log(xs) - u.mean())), color="0.5", ls="--", label="slope 1 (τ_mem ∝ N)")
+    ax.set(xscale="log", yscale="log", xlabel="training images N", ylabel="τ_mem (images seen)",
+           title=f"memorization time (level {level:g})")  # fmt: skip
+    sizes = sorted(mem.index)
+    ax.set_xticks(sizes, [str(int(n)) for n in sizes])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, lw=0.5, which="both")
+    axes[2].set(xscale="log", xlabel="images seen in training", ylabel="KID to held-out images",
+                title="generalization metric (dotted: τ_gen)")  # fmt: skip
+    axes[2].axhline(0, color="0.3", lw=0.8)
+    colorbar(fig, sm, axes[2], "training images N")
+    fig.suptitle("When does memorization set in? (Bonnaire et al. 2025: τ_mem ∝ N)")
+    return fig
+
+
 def teleportation_figure(data: FigureData):
     """Analytical teleportation: distance to the full sampler's sample vs network evaluations saved."""
     o = data.options

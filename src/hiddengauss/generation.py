@@ -182,6 +182,21 @@ def distribution_sets(s1_h5, s2_h5, g1_h5, g2_h5, train1: torch.Tensor, train2: 
     return {name: v.reshape(n, -1).to(torch.float64) for name, v in sets.items()}
 
 
+def memorization_curve_rows(denoise: Denoiser, train: torch.Tensor, heldout: torch.Tensor, sampler: str, seeds: list[int],
+                            dim: int, settings: dict, device="cpu", options: dict | None = None) -> tuple[list[dict], pd.DataFrame]:  # fmt: skip
+    """memorization_curve.csv row and memorization_items of one checkpoint: ``sampler``'s samples
+    from ``seeds`` (the same at every checkpoint and size) scored by
+    :func:`.memorization_time.checkpoint_memorization` (``settings``: experiments.memorization_time)."""
+    from .memorization_time import checkpoint_memorization
+
+    o = options or {}
+    sets = sample_sets({"network": denoise}, [sampler], seeds, dim, o.get("batch_size", 256), 0, device, options=o)
+    x = torch.from_numpy(sets[f"network/{sampler}"]["samples"]).to(torch.float64)
+    row, items = checkpoint_memorization(x, train, heldout.reshape(len(heldout), -1), settings["kid_bootstrap"], settings["seed"])
+    items.insert(0, "sampler", sampler)
+    return [{"sampler": sampler, **row}], items
+
+
 def teleportation_samples(denoise: Denoiser, gauss, seeds, dim: int, sampler: str, skips: list[int],
                           device="cpu", batch: int = 256) -> dict[int, torch.Tensor]:  # fmt: skip
     """{k: samples} for skip 0 (the full sampler) and every skip k < steps, from the same

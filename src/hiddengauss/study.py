@@ -35,6 +35,9 @@ DATA_FILES = ("dataset", "evalset")  # the prepared data files: training data, s
 
 # Checkpoints an experiment evaluates of one of its runs (runs.csv column ``checkpoint``).
 FINAL, ALL, EARLY_STOP = "final", "all", "early_stop"
+# Experiments whose checkpoints only their own tables evaluate (not distillation, denoiser
+# distances or the full sample sets every other evaluated checkpoint gets).
+OWN_TABLES_ONLY = ("memorization_time",)
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,10 @@ class Table:
     pair: every strong-generalization pair), or ``study`` for a table one rule writes whole.
     ``columns``: the measure columns every file must hold (identifying columns come first).
     ``baseline``: the Gaussian model of every training subset adds rows too (rule
-    ``gaussian_<name>``, ``run_id = gaussian:<subset>``). ``experiment``: only the final
-    checkpoints of that experiment's runs (granularity final_checkpoint), and the table exists
-    only when that experiment is configured.
+    ``gaussian_<name>``, ``run_id = gaussian:<subset>``). ``experiment``: only that
+    experiment's checkpoints (its final ones with granularity final_checkpoint, those it
+    evaluates with granularity checkpoint), and the table exists only when that experiment is
+    configured.
     """
 
     name: str
@@ -137,10 +141,18 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           ("sampler", "item", "s1_s2_cosine", "gaussian_s1_s2_cosine", "floor_cosine")),
     Table("distributions", "distributions", PAIR, ("sampler", "n", "set_a", "set_b", "metric", "value", "ci_low", "ci_high")),
     Table("distribution_contrasts", "distributions", PAIR, ("sampler", "n", "metric", "value", "ci_low", "ci_high")),
+    Table("memorization_curve", "memorization_curve", CHECKPOINT,
+          ("sampler", "n_samples", "memorized_fraction", "kid_heldout", "kid_ci_low", "kid_ci_high"),
+          experiment="memorization_time"),
+    Table("memorization_items", "memorization_curve", CHECKPOINT, ("sampler", "item", "nn_ratio", "memorized"),
+          experiment="memorization_time"),
+    Table("memorization_time", "memorization_time", STUDY,
+          ("quantity", "dataset_size", "value", "ci_low", "ci_high", "epochs", "status", "n_sizes", "dropped_replicates"),
+          experiment="memorization_time"),
 )}  # fmt: skip
 
 CLAIMS_TABLES = ("runs", "distance_items", "linearity_items", "generalization_items", "strong_generalization",
-                 "strong_generalization_items", "distribution_contrasts")  # fmt: skip
+                 "strong_generalization_items", "distribution_contrasts", "memorization_time")  # fmt: skip
 
 # What a figure shows of the stored samples: none, the showcase run (Fig 3), every evaluated
 # checkpoint of its experiment, both halves of every strong-generalization pair, or the final
@@ -186,6 +198,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
     Figure("closed_forms", "issue 18", ("dataset_size", "training_epochs"), ("distance_items", "closed_form_generalization"),
            CLOSED_FORMS, "closed_forms_figure"),
     Figure("distributions", "issue 19", ("strong_generalization",), ("distributions",), NO_SAMPLES, "distributions_figure"),
+    Figure("memorization_time", "issue 19", ("memorization_time",), ("memorization_curve", "memorization_time"), NO_SAMPLES,
+           "memorization_time_figure"),
     Figure("teleportation", "Wang & Vastola", ("dataset_size",), ("teleportation",), NO_SAMPLES, "teleportation_figure"),
 )}  # fmt: skip
 
@@ -218,6 +232,7 @@ class Study:
         for key in ("model_scale", "training_epochs", "architecture"):
             if key in exp:
                 nested.add(exp[key]["dataset_size"])
+        nested |= set(exp.get("memorization_time", {}).get("sizes", []))
         pairs = set(exp.get("strong_generalization", {}).get("sizes", []))
         self.nested_sizes = sorted(nested | pairs)
         self.pair_sizes = sorted(pairs)
@@ -255,6 +270,9 @@ class Study:
             scales = e.get("model_scales", {})  # per-arch widths (EDM's ADM is 192 channels)
             out["architecture"] = [Member(Run(a, scales.get(a, e["model_scale"]), sid(e["dataset_size"]), s), FINAL)
                                    for a in e["archs"] for s in seeds]  # fmt: skip
+        if "memorization_time" in exp:
+            e = exp["memorization_time"]
+            out["memorization_time"] = [Member(Run(arch, e["model_scale"], sid(n), s), ALL) for n in e["sizes"] for s in seeds]
         return out
 
     # ----------------------------------------------------------------------- runs and checkpoints
@@ -293,11 +311,12 @@ class Study:
         return [self.final_epoch(member.run)]
 
     def evaluated_epochs(self, run: Run) -> list[int]:
-        """Checkpoints of ``run`` that the analysis evaluates."""
-        epochs = {self.final_epoch(run)}
-        for members in self.experiments.values():
-            epochs.update(e for m in members if m.run == run for e in self.member_epochs(m))
-        return sorted(epochs)
+        """Checkpoints of ``run`` that every per-checkpoint table evaluates: its final one and the
+        ones its experiments evaluate, if an experiment other than :data:`OWN_TABLES_ONLY` has it."""
+        members = [m for name, ms in self.experiments.items() if name not in OWN_TABLES_ONLY for m in ms if m.run == run]
+        if not members:
+            return []
+        return sorted({self.final_epoch(run)} | {e for m in members for e in self.member_epochs(m)})
 
     def evaluations(self) -> list[tuple[str, int]]:
         """Every (run id, epoch) the analysis evaluates."""
@@ -438,9 +457,12 @@ class Study:
 
     def tables(self) -> list[Table]:
         """The tables this study makes (strong_generalization needs S1/S2 pairs; a table of one
-        experiment needs that experiment; closed_form_generalization needs a closed-form model)."""
+        experiment needs that experiment; closed_form_generalization needs a closed-form model;
+        the tables of every evaluated checkpoint need one, beyond :data:`OWN_TABLES_ONLY`)."""
+        evaluated = bool(self.evaluations())
         wanted = lambda t: ((t.granularity != PAIR or self.pairs()) and (not t.experiment or t.experiment in self.experiments)
-                            and (t.rule != "sample_closed_forms" or self.closed_form_models()))  # noqa: E731  # fmt: skip
+                            and (t.rule != "sample_closed_forms" or self.closed_form_models())
+                            and (t.granularity != CHECKPOINT or t.experiment or evaluated))  # noqa: E731  # fmt: skip
         return [t for t in TABLES.values() if wanted(t)]
 
     def table_units(self, name: str) -> list[tuple[str, dict]]:
@@ -453,6 +475,8 @@ class Study:
         if table.granularity == FINAL_CHECKPOINT:
             runs = {m.run.id: m.run for m in self.experiments[table.experiment]} if table.experiment else self.runs
             evals = [(rid, self.final_epoch(run)) for rid, run in sorted(runs.items())]
+        elif table.granularity == CHECKPOINT and table.experiment:
+            evals = [(run.id, e) for run, e in self.experiment_evaluations(table.experiment)]
         elif table.granularity == CHECKPOINT:
             evals = self.evaluations()
         else:
@@ -482,11 +506,13 @@ class Study:
     def figure_options(self, name: str) -> dict:
         """The drawing options of a figure: the ``figures`` config section, the experiment it shows
         (:meth:`figure_experiment`) and, for the showcase figure (Fig 3), the (run id, epoch)
-        :meth:`showcase` chose."""
+        :meth:`showcase` chose; the memorization-time figure, the level τ_mem crosses."""
         options = {**self.config["figures"], "experiment": self.figure_experiment(name)}
         if FIGURES[name].samples == SHOWCASE:
             run, epoch = self.showcase()
             options["showcase"] = [run.id, epoch]
+        if name == "memorization_time":
+            options["memorization_level"] = self.config["experiments"]["memorization_time"]["level"]
         return options
 
     def figure_subsets(self, name: str) -> list[str]:

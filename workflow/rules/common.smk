@@ -237,5 +237,12 @@ def get_figure_caption(wildcards):
     return figure_description(wildcards.figure, config)
 
 
+def get_memorization_settings():
+    """experiments.memorization_time without its sizes and scale, which name the runs: changing
+    them adds or removes checkpoints but does not rerun the others."""
+    e = config["experiments"].get("memorization_time", {})
+    return {k: v for k, v in e.items() if k not in ("sizes", "model_scale")}
+
+
 def get_claims_inputs(wildcards):
     return {t: TABLE.format(table=t) for t in study.claims_tables()}

@@ -151,3 +151,57 @@ rule distributions:
         distributions=config["distributions"],
     script:
         "../scripts/distributions.py"
+
+
+rule memorization_curve:
+    input:
+        checkpoints=CHECKPOINTS,
+        train_split=get_run_split,
+        data=DATA.format(datafile="dataset"),
+        heldout_split=SPLIT.format(split="heldout"),
+        heldout_data=split_data("heldout"),
+    output:
+        table=EVAL_TABLE.format(
+            run="{run}", epoch="{epoch}", table="memorization_curve"
+        ),
+        per_sample=EVAL_TABLE.format(
+            run="{run}", epoch="{epoch}", table="memorization_items"
+        ),
+    log:
+        f"{RESULTS}/logs/memorization_curve/{{run}}_epoch{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/memorization_curve/{{run}}_epoch{{epoch}}.tsv"
+    conda:
+        "../../envs/hiddengauss.yaml"
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=60,
+    params:
+        settings=get_memorization_settings(),
+        sampling=section_params("sampling", *SAMPLE_KEYS, "device"),
+    script:
+        "../scripts/memorization_curve.py"
+
+
+rule memorization_time:
+    input:
+        curve=TABLE.format(table="memorization_curve"),
+        per_sample=TABLE.format(table="memorization_items"),
+        runs=TABLE.format(table="runs"),
+    output:
+        report(
+            TABLE.format(table="memorization_time"),
+            caption="../report/memorization_time.rst",
+            category="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/memorization_time.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/memorization_time.tsv"
+    conda:
+        "../../envs/hiddengauss.yaml"
+    params:
+        settings=get_memorization_settings(),
+    script:
+        "../scripts/memorization_time.py"
