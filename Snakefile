@@ -26,6 +26,7 @@ localrules:
     spectrum_table,
     collect_table,
     runs_table,
+    memorization_time,
     figure,
     claims,
 

@@ -140,6 +140,12 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
     assert (tele.query("skip_steps == 0")["rmse_to_full"] == 0).all() and set(tele["nfe_saved"]) == {0, 8, 16}
     strong = pd.read_csv(res / "tables" / "strong_generalization.csv")
     assert set(strong["kind"]) == {"full", "small_scale", "early_stop"}
+    curve = pd.read_csv(res / "tables" / "memorization_curve.csv")  # every checkpoint of the memorization runs
+    units = [(k["run_id"], k["epoch"]) for _, k in study.table_units("memorization_curve")]
+    assert list(zip(curve["run_id"], curve["epoch"])) == units and curve["memorized_fraction"].between(0, 1).all()
+    assert (curve["kid_ci_low"] <= curve["kid_heldout"]).all() and (curve["kid_heldout"] <= curve["kid_ci_high"]).all()
+    mem = pd.read_csv(res / "tables" / "memorization_time.csv").query("quantity == 'tau_mem'")
+    assert sorted(mem["dataset_size"]) == [16, 128] and mem["status"].isin(["crossed", "not reached", "memorized at the first checkpoint"]).all()
     with h5py.File(res / "samples" / "gaussian" / "n16.h5") as f:
         assert f["gaussian/euler10/samples"].shape == (32, 64) and f["empirical/euler10/denoised"].shape == (10, 2, 64)
     # runs, figures, claims and the report
@@ -152,7 +158,7 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
         assert min(Image.open(res / "figures" / f"{name}.png").size) > 300
         assert (res / "figures" / f"{name}.pdf").stat().st_size > 1000
     claims = pd.read_csv(res / "claims.csv")
-    assert {"linearity_grows_with_data", "strong_generalization"} <= set(claims["claim_id"])
+    assert {"linearity_grows_with_data", "strong_generalization", "memorization_time_linear_in_n"} <= set(claims["claim_id"])
     assert list(claims.columns[:10]) == ["claim_id", "claim", "statistic", "value", "ci_low", "ci_high", "threshold",
                                          "p_value", "verdict", "holds"]  # fmt: skip
     assert set(claims["verdict"]) <= {"holds", "fails", "inconclusive"}
@@ -227,7 +233,7 @@ def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
     assert proc.returncode == 0, proc.stdout[-3000:]
     jobs = rule_blocks(proc.stdout)
     gpu_rules = {"train", "distill", "measure_denoisers", "closed_form_outputs", "sample_checkpoint", "sample_closed_forms",
-                 "teleportation"}  # fmt: skip
+                 "teleportation", "memorization_curve"}  # fmt: skip
     assert gpu_rules <= {rule for rule, _ in jobs}
     for rule, b in jobs:
         if rule in gpu_rules:
