@@ -524,10 +524,10 @@ def memorization_time_linear_in_n(ev: Evidence) -> dict:
     1; inconclusive if it contains both 1 and 0, or fewer than 3 sizes cross."""
     c = ("memorization_time_linear_in_n", "the time at which memorization sets in grows about linearly with N",
          "slope of log tau_mem (images seen at the memorized fraction's crossing) against log N")  # fmt: skip
+    threshold = {"threshold": "interval contains 1, above 0"}  # two-sided: not verdict()'s one-sided rule
     t = ev.tables.get("memorization_time")
     if t is None or t.empty:
-        return {**_missing(*c, 1.0, ">", "no memorization_time table (experiment memorization_time not configured)"),
-                "threshold": "interval contains 1, above 0"}
+        return {**_missing(*c, 1.0, ">", "no memorization_time table (experiment memorization_time not configured)"), **threshold}
     mem = t[t["quantity"] == "tau_mem"]
     crossed = mem[mem["status"] == "crossed"]
     others = "; ".join(f"N={int(r.dataset_size)} {r.status}" for r in mem.itertuples() if r.status != "crossed")
@@ -539,8 +539,7 @@ def memorization_time_linear_in_n(ev: Evidence) -> dict:
         note += f"; tau_gen exponent {g['value']:+.2f} [{g['ci_low']:+.2f}, {g['ci_high']:+.2f}]"
     fit = t[t["quantity"] == "exponent_mem"]
     if fit.empty:
-        row = _missing(*c, 1.0, ">", f"fewer than 2 sizes cross the level: {note}")
-        return {**row, "threshold": "interval contains 1, above 0"}
+        return {**_missing(*c, 1.0, ">", f"fewer than 2 sizes cross the level: {note}"), **threshold}
     f = fit.iloc[0]
     lo, hi, n_sizes = float(f["ci_low"]), float(f["ci_high"]), int(f["n_sizes"])
     note += f"; {f['dropped_replicates']:.1%} of the resamples dropped (a counted size did not cross)"
@@ -553,7 +552,7 @@ def memorization_time_linear_in_n(ev: Evidence) -> dict:
         v = HOLDS if lo > 0 else INCONCLUSIVE
     row = _row(*c, 1.0, ">", [f["value"]], None, n_sizes, True, NO_SIGMA, ", ".join(map(str, crossed["dataset_size"])),
                note, ci=(lo, hi))  # fmt: skip
-    return {**row, "threshold": "interval contains 1, above 0", "verdict": v, "holds": {HOLDS: True, FAILS: False}.get(v)}
+    return {**row, **threshold, "verdict": v, "holds": {HOLDS: True, FAILS: False}.get(v)}
 
 
 def pooled_r2(ev: Evidence, u: pd.DataFrame, window: np.ndarray, pair: str) -> pd.DataFrame | None:

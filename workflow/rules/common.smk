@@ -84,6 +84,17 @@ def section_params(section, *keys):
 
 SAMPLE_KEYS = ("n_samples", "seed_offset", "samplers", "trajectories", "dtype")
 SAMPLE_KEYS += ("s_churn", "s_min", "s_max", "s_noise", "batch_size")
+# memorization_curve draws its own sampler and sample count (experiments.memorization_time):
+# of the sampling section it uses only these, so n_samples, samplers, trajectories do not rerun it
+MEMORIZATION_SAMPLE_KEYS = (
+    "seed_offset",
+    "dtype",
+    "s_churn",
+    "s_min",
+    "s_max",
+    "s_noise",
+)
+MEMORIZATION_SAMPLE_KEYS += ("batch_size", "device")
 BASELINE_KEYS = (
     "models",
     "mixture_components",

@@ -179,7 +179,7 @@ rule memorization_curve:
         runtime=60,
     params:
         settings=get_memorization_settings(),
-        sampling=section_params("sampling", *SAMPLE_KEYS, "device"),
+        sampling=section_params("sampling", *MEMORIZATION_SAMPLE_KEYS),
     script:
         "../scripts/memorization_curve.py"
 
