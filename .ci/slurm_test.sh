@@ -129,7 +129,7 @@ log = (work / "slurm.log").read_text()
 submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log)
 assert submitted, "no job was submitted to slurm"
 logs = work / "slurm" / "results" / "smoke" / "logs"
-gpu_rules = ["train", "distill", "measure_denoisers", "closed_form_outputs", "sample_checkpoint", "sample_closed_forms",
+gpu_rules = ["train", "distill", "measure_denoisers", "linearity", "closed_form_outputs", "sample_checkpoint", "sample_closed_forms",
              "teleportation", "memorization_curve"]
 for rule in gpu_rules:
     files = sorted((logs / rule).glob("*.log"))

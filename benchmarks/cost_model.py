@@ -13,8 +13,9 @@ GPU; a configuration it lacks is scaled from the nearest measured scale at the s
 (the same arch when measured) by the same (scale/128)² rule.
 
 Analysis: network evaluations (NFE) per evaluated checkpoint (distillation: sigmas ×
-samples_per_dim × d; linearity: sigma grid × pairs × (2 + alphas) × 2 input kinds; sampling:
-n_samples × NFE of each sampler), at three times the training rate (forward only).
+samples_per_dim × d; sampling: n_samples × NFE of each sampler) and per checkpoint the linearity
+probe measures (the dataset_size experiment's final ones: sigma grid × pairs × (2 + alphas) ×
+2 input kinds), at three times the training rate (forward only).
 
 Prints a table per experiment (a run shared by two experiments counts in both; the total
 counts it once) and writes benchmarks/out/cost-<name>.json.
@@ -64,12 +65,17 @@ def load_measured(path: str | None) -> dict | None:
 
 
 def analysis_nfe(config: dict, d: int) -> int:
-    """Network evaluations the analysis spends on one checkpoint."""
+    """Network evaluations the analysis spends on one evaluated checkpoint (without linearity)."""
     a, s = config["analysis"], config["sampling"]
     distill = len(sigma_grid(a["sigmas"])) * a["distill"]["samples_per_dim"] * d
-    linearity = len(sigma_grid(a["linearity_sigmas"])) * a["n_pairs"] * (2 + len(a["alphas"])) * 2
     sampling = s["n_samples"] * sum(nfe(PRESETS[name]) for name in s["samplers"])
-    return distill + linearity + sampling
+    return distill + sampling
+
+
+def linearity_nfe(config: dict) -> int:
+    """Network evaluations of the linearity probe of one checkpoint."""
+    a = config["analysis"]
+    return len(sigma_grid(a["linearity_sigmas"])) * a["n_pairs"] * (2 + len(a["alphas"])) * 2
 
 
 def cost(config_path: str, throughput: str | None, resolution: int | None = None) -> dict:
@@ -81,12 +87,14 @@ def cost(config_path: str, throughput: str | None, resolution: int | None = None
     channels = config["dataset"].get("channels") or (3 if config["dataset"]["source"] in ("cifar10", "image_folder") else 1)
     d = channels * res * res
     measured = load_measured(throughput)
+    probed = [k["run_id"] for kind, k in study.table_units("linearity") if kind == "checkpoint"] if "dataset_size" in study.experiments else []
     per_run = {}
     for rid, run in study.runs.items():
         images = study.final_epoch(run) * run.size
         spi = seconds_per_image(run.arch, run.model_scale, res, measured)
         n_eval = len(study.evaluated_epochs(run))
-        per_run[rid] = {"train_h": images * spi / 3600, "analysis_h": n_eval * analysis_nfe(config, d) * spi / 3 / 3600,
+        nfe_run = n_eval * analysis_nfe(config, d) + probed.count(rid) * linearity_nfe(config)
+        per_run[rid] = {"train_h": images * spi / 3600, "analysis_h": nfe_run * spi / 3 / 3600,
                         "images": images, "evaluated_checkpoints": n_eval}  # fmt: skip
     experiments = {}
     for name, rows in study.experiments.items():

@@ -113,15 +113,20 @@ def test_memorization_time_checkpoints_get_only_their_own_tables():
 
 def test_table_units_identify_every_file_collect_table_reads():
     study = shipped("smoke")
-    units = study.table_units("linearity")
-    checkpoints = [k for kind, k in units if kind == "checkpoint"]
-    assert [(k["run_id"], k["epoch"]) for k in checkpoints] == study.evaluations()
-    assert [k for kind, k in units if kind == "baseline"] == [baseline_keys(s) for s in study.training_subsets]
+    units = study.table_units("denoiser_distances")
+    assert [(k["run_id"], k["epoch"]) for kind, k in units] == study.evaluations()
+    units = study.table_units("linearity")  # Fig 1's checkpoints only, and their subsets' Gaussians
+    sizes = {m.run.id: m.run for m in study.experiments["dataset_size"]}
+    checkpoints = [(k["run_id"], k["epoch"]) for kind, k in units if kind == "checkpoint"]
+    assert checkpoints == [(r, study.final_epoch(sizes[r])) for r in sorted(sizes)] and len(checkpoints) < len(study.evaluations())
+    subsets = sorted({r.subset for r in sizes.values()})
+    assert sorted(k["subset"] for kind, k in units if kind == "baseline") == subsets
+    assert [k for kind, k in units if kind == "baseline"] == [baseline_keys(s) for s in study.training_subsets if s in subsets]
+    assert [k for kind, k in study.table_units("linearity_items")] == [Run.parse(r).keys(e) for r, e in checkpoints]
     assert baseline_keys("n128s2") == dict(run_id="gaussian:n128s2", epoch=-1, arch="gaussian", model_scale=-1,
                                            dataset_size=128, subset="n128s2", seed=-1)  # fmt: skip
     assert len(study.table_units("distillation")) == len(study.evaluations()) == 12
     finals = [(k["run_id"], k["epoch"]) for _, k in study.table_units("teleportation")]  # the dataset_size figure's runs
-    sizes = {m.run.id: m.run for m in study.experiments["dataset_size"]}
     assert finals == [(r, study.final_epoch(sizes[r])) for r in sorted(sizes)] and len(finals) < len(study.runs)
     assert [k for _, k in study.table_units("strong_generalization")] == study.pairs()
     assert {t.name for t in study.tables()} == set(TABLES)

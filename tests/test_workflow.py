@@ -123,7 +123,8 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
     cal = pd.read_csv(res / "tables" / "els_calibration.csv")
     assert (cal.groupby(["run_id", "epoch", "sigma"])["chosen"].sum() == 1).all()
     lin = pd.read_csv(res / "tables" / "linearity.csv")
-    assert {"gaussian:n16", "gaussian:n128s2"} <= set(lin["run_id"])
+    probed = {m.run.id for m in study.experiments["dataset_size"]}  # Fig 1's checkpoints and their Gaussians only
+    assert set(lin["run_id"]) == probed | {"gaussian:n16", "gaussian:n128"}
     assert set(lin["inputs"]) == {"noisy", "pure_noise"} and set(lin["target"]) == {"denoiser", "score"}
     gauss80 = lin.query("run_id == 'gaussian:n128' and sigma == 80 and a == 0.5 and target == 'denoiser' and inputs == 'noisy'")
     assert gauss80["nmse"].item() == pytest.approx((np.sqrt(2) - 1) / np.sqrt(2), abs=0.01)  # affine offset
@@ -206,9 +207,10 @@ def check_partial_reruns(workdir, base):
     cfg = copy.deepcopy(base)
     cfg.setdefault("analysis", {})["linearity_sigmas"] = "G12"
     jobs = planned(workdir, cfg)
-    # sample_closed_forms reads the ELS calibration measure_denoisers writes, so it follows it
-    assert set(jobs) == {"measure_denoisers", "gaussian_linearity", "sample_closed_forms", "collect_table", "figure",
-                         "claims", "all"}, jobs  # fmt: skip
+    # only the dataset_size experiment's final checkpoints and their subsets' Gaussians are probed
+    kinds = [kind for kind, _ in Study(validate_config(base)).table_units("linearity")]
+    assert jobs == {"linearity": kinds.count("checkpoint"), "gaussian_linearity": kinds.count("baseline"),
+                    "collect_table": 2, "figure": 1, "claims": 1, "all": 1}, jobs  # fmt: skip
     cfg = copy.deepcopy(base)
     cfg["baselines"] = {**cfg.get("baselines", {}), "n_samples": 8}  # the closed-form samples only
     n_final = len(Study(validate_config(base)).table_units("closed_form_generalization"))
@@ -232,7 +234,7 @@ def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
     jobs = rule_blocks(proc.stdout)
-    gpu_rules = {"train", "distill", "measure_denoisers", "closed_form_outputs", "sample_checkpoint", "sample_closed_forms",
+    gpu_rules = {"train", "distill", "measure_denoisers", "linearity", "closed_form_outputs", "sample_checkpoint", "sample_closed_forms",
                  "teleportation", "memorization_curve"}  # fmt: skip
     assert gpu_rules <= {rule for rule, _ in jobs}
     for rule, b in jobs:

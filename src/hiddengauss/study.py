@@ -91,7 +91,8 @@ class Table:
     pair: every strong-generalization pair), or ``study`` for a table one rule writes whole.
     ``columns``: the measure columns every file must hold (identifying columns come first).
     ``baseline``: the Gaussian model of every training subset adds rows too (rule
-    ``gaussian_<name>``, ``run_id = gaussian:<subset>``). ``experiment``: only that
+    ``gaussian_<name>``, ``run_id = gaussian:<subset>``; with ``experiment``, of that
+    experiment's subsets only). ``experiment``: only that
     experiment's checkpoints (its final ones with granularity final_checkpoint, those it
     evaluates with granularity checkpoint), and the table exists only when that experiment is
     configured.
@@ -117,8 +118,10 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("distillation", "distill", CHECKPOINT,
           ("sigma", "method", "fit_rmse", "n_samples", "weight_rel_error", "eigen_diagonal_mae")),
     Table("eigen_diagonal", "distill", CHECKPOINT, ("sigma", "k", "eigenvalue", "shrinkage", "diagonal")),
-    Table("linearity", "measure_denoisers", CHECKPOINT, ("sigma", "target", "inputs", "a", "alpha", "cosine", "nmse"),
-          baseline=True),
+    # Fig 1 and its claim read the linearity of the dataset_size experiment's final checkpoints
+    # only: probing every checkpoint cost 16 s of a 20 s measure job each on 2 cores
+    Table("linearity", "linearity", FINAL_CHECKPOINT, ("sigma", "target", "inputs", "a", "alpha", "cosine", "nmse"),
+          baseline=True, experiment="dataset_size"),
     Table("denoiser_distances", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "rmse", "rms_mean", "nmse", "r2")),
     Table("generalization", "generalization", CHECKPOINT,
           ("sampler", "n_samples", "gl_score", "memorized_fraction", "mean_nn_distance", "mean_max_cosine", "gaussian_rmse")),
@@ -135,7 +138,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     # per-item values behind the claims' bootstrap intervals (the same items for every model)
     Table("distance_items", "measure_denoisers", CHECKPOINT, ("sigma", "pair", "item", "rms", "nmse", "r2", "spread")),
     Table("els_calibration", "measure_denoisers", CHECKPOINT, ("sigma", "patch", "r2", "chosen")),
-    Table("linearity_items", "measure_denoisers", CHECKPOINT, ("sigma", "a", "item", "cosine", "nmse")),
+    Table("linearity_items", "linearity", FINAL_CHECKPOINT, ("sigma", "a", "item", "cosine", "nmse"),
+          experiment="dataset_size"),
     Table("generalization_items", "generalization", CHECKPOINT, ("sampler", "item", "nn_ratio", "memorized")),
     Table("strong_generalization_items", "strong_generalization", PAIR,
           ("sampler", "item", "s1_s2_cosine", "gaussian_s1_s2_cosine", "floor_cosine")),
@@ -483,7 +487,10 @@ class Study:
             raise ValueError(f"table {name!r} is written whole by rule {table.rule}, not collected")
         units = [(CHECKPOINT, Run.parse(rid).keys(epoch)) for rid, epoch in evals]
         if table.baseline:
-            units += [(BASELINE, baseline_keys(s)) for s in self.training_subsets]
+            subsets = self.training_subsets
+            if table.experiment:
+                subsets = [s for s in subsets if s in {Run.parse(rid).subset for rid, _ in evals}]
+            units += [(BASELINE, baseline_keys(s)) for s in subsets]
         return units
 
     def figures(self) -> list[str]:

@@ -36,9 +36,7 @@ rule measure_denoisers:
         linear=f"{EVAL}/linear.h5",
         closed_forms=get_run_closed_form_outputs,
     output:
-        linearity=f"{EVAL}/linearity.csv",
         distances=f"{EVAL}/denoiser_distances.csv",
-        linearity_items=f"{EVAL}/linearity_items.csv",
         distance_items=f"{EVAL}/distance_items.csv",
         els_calibration=f"{EVAL}/els_calibration.csv",
     log:
@@ -54,18 +52,36 @@ rule measure_denoisers:
         runtime=240,
     params:
         analysis=section_params(
-            "analysis",
-            "sigmas",
-            "linearity_sigmas",
-            "alphas",
-            "n_pairs",
-            "n_inputs",
-            "noise_seed",
-            "device",
+            "analysis", "sigmas", "n_inputs", "noise_seed", "device"
         ),
         closed_form_inputs=CLOSED_FORM_SETTINGS,
     script:
         "../scripts/measure_denoisers.py"
+
+
+rule linearity:
+    input:
+        checkpoints=CHECKPOINTS,
+        inputs=get_run_analysis_inputs,
+    output:
+        linearity=f"{EVAL}/linearity.csv",
+        linearity_items=f"{EVAL}/linearity_items.csv",
+    log:
+        f"{RESULTS}/logs/linearity/{{run}}_epoch{{epoch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/linearity/{{run}}_epoch{{epoch}}.tsv"
+    conda:
+        "../../envs/hiddengauss.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        analysis=LINEARITY_SETTINGS,
+        device=config["analysis"]["device"],
+    script:
+        "../scripts/linearity.py"
 
 
 rule closed_form_outputs:
@@ -107,9 +123,7 @@ rule gaussian_linearity:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        analysis=section_params(
-            "analysis", "linearity_sigmas", "alphas", "n_pairs", "noise_seed"
-        ),
+        analysis=LINEARITY_SETTINGS,
     script:
         "../scripts/gaussian_linearity.py"
 

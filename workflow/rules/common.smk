@@ -105,6 +105,10 @@ BASELINE_KEYS = (
 BASELINE_KEYS += ("patch_min", "els_patch_sizes", "els_inputs", "els_padding", "seed")
 # What the stored closed-form outputs were computed on: rule closed_form_outputs records it in
 # the file, measure_denoisers refuses a file made with anything else.
+# The linearity probe of networks (rule linearity) and of their Gaussian models (gaussian_linearity)
+LINEARITY_SETTINGS = section_params(
+    "analysis", "linearity_sigmas", "alphas", "n_pairs", "noise_seed"
+)
 CLOSED_FORM_SETTINGS = dict(
     **section_params("analysis", "sigmas", "n_inputs", "noise_seed"),
     baselines=section_params("baselines", *BASELINE_KEYS),

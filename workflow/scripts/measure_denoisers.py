@@ -1,5 +1,5 @@
-"""Rule measure_denoisers: linearity curves and distances to the linear, Gaussian and
-empirical-optimal denoisers for one checkpoint."""
+"""Rule measure_denoisers: distances from one checkpoint's network to the linear, Gaussian,
+empirical-optimal and closed-form denoisers (and between them), with their per-input items."""
 
 import _src  # noqa: F401  (makes src/ importable)
 
@@ -9,7 +9,6 @@ from hiddengauss.analysis import (
     CALIBRATION,
     closed_form_denoisers,
     distance_rows,
-    linearity_rows,
     load_closed_form_outputs,
 )
 from hiddengauss.dataset import load_split_images
@@ -29,9 +28,6 @@ with script_logging(snakemake.log[0]) as log:
     y, _ = load_split_images(*snakemake.input.inputs, device=dev)
     train, _ = load_split_images(snakemake.input.train_split, snakemake.input.data, device=dev)
     gauss = GaussianModel.load(snakemake.input.gaussian, dev)
-    lin, lin_items = linearity_rows(denoise, y, sigma_grid(a["linearity_sigmas"]), a["alphas"], a["n_pairs"], a["noise_seed"])
-    write_csv(pd.DataFrame(lin), snakemake.output.linearity)
-    write_csv(lin_items, snakemake.output.linearity_items)
     denoisers = {
         "network": denoise,
         "gaussian": gauss.denoise,
