@@ -109,6 +109,7 @@ rule teleportation:
             "seed_offset",
             "teleport_sampler",
             "teleport_skips",
+            "teleport_samples",
             "batch_size",
             "device",
         ),

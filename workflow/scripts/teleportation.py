@@ -18,7 +18,7 @@ with script_logging(snakemake.log[0]):
     net, _ = checkpoint_denoiser(snakemake.input.checkpoints, snakemake.wildcards.epoch, dev)
     gauss = GaussianModel.load(snakemake.input.gaussian, dev)
     train, shape = load_split_images(snakemake.input.train_split, snakemake.input.data, dev)
-    seeds = latent_seeds(s["n_samples"], s["seed_offset"])
+    seeds = latent_seeds(min(s["teleport_samples"], s["n_samples"]), s["seed_offset"])
     rows = teleportation_rows(net, gauss, seeds, int(np.prod(shape)), s["teleport_sampler"], s["teleport_skips"], train,
                               batch=s["batch_size"])  # fmt: skip
     write_csv(pd.DataFrame(rows), snakemake.output[0])
