@@ -18,8 +18,12 @@ def base():
 
 @pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")))
 def test_shipped_configs_validate(path):
-    cfg = validate_config(yaml.safe_load(path.read_text()))
-    Study(cfg)
+    """Each as `--configfile` gives it: merged over config/config.yaml (the Snakefile's own)."""
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    update_config(cfg, yaml.safe_load(path.read_text()))
+    Study(validate_config(cfg))
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")))
