@@ -43,9 +43,9 @@ def test_study_subsets_and_count_check():
 def test_shared_runs_are_trained_once_and_evaluated_where_needed():
     study = shipped("config")
     runs = study.runs
-    assert len(runs) == 16  # 4 sizes + 4 scales at N=32 (epochs shared) + 3 pair halves + 2 small-scale halves + 3 archs
+    assert len(runs) == 15  # 4 sizes + 4 scales at N=32 (epochs shared) + 2 pair halves (N=256's S1 is a size) + 2 small-scale halves + 3 archs
     for exp in ("dataset_size", "strong_generalization"):
-        assert "ncsnpp_c32_n16_s0" in {m.run.id for m in study.experiments[exp]}
+        assert {"ncsnpp_c32_n16_s0", "ncsnpp_c32_n256_s0"} <= {m.run.id for m in study.experiments[exp]}
     for exp in ("model_scale", "training_epochs"):  # one run shared by the two fixed-N experiments
         assert "ncsnpp_c32_n32_s0" in {m.run.id for m in study.experiments[exp]}
     main = runs["ncsnpp_c32_n16_s0"]
