@@ -18,6 +18,7 @@ include: "workflow/rules/gaussian.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/sampling.smk"
+include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/figures.smk"
 
 

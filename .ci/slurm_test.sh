@@ -130,7 +130,7 @@ submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log
 assert submitted, "no job was submitted to slurm"
 logs = work / "slurm" / "results" / "smoke" / "logs"
 gpu_rules = ["train", "distill", "measure_denoisers", "linearity", "closed_form_outputs", "sample_checkpoint", "sample_closed_forms",
-             "teleportation", "memorization_curve"]
+             "teleportation", "memorization_curve", "step_count", "posterior", "commitment"]
 for rule in gpu_rules:
     files = sorted((logs / rule).glob("*.log"))
     assert files, f"no {rule} logs"

@@ -39,6 +39,7 @@ CONFIG = {
         "architecture": {"dataset_size": 1024, "model_scale": 16, "archs": ["ncsnpp", "ddpmpp"]},
         # runs of their own (scale 2): every checkpoint saw 50k-200k images, so the sizes are close
         "memorization_time": {"sizes": [16, 24, 32], "model_scale": 2, "bootstrap": 200},
+        "sampler_dynamics": {"sizes": [16, 64, 256, 1024], "model_scale": 8},  # the dataset_size runs
     },
 }
 SHAPE = (1, 8, 8)
@@ -86,6 +87,43 @@ def memorization_time_tables(st: Study, runs: pd.DataFrame, flip: bool) -> dict[
     e = st.config["experiments"]["memorization_time"]
     table = memorization_time_table(curve_frame(curves, runs), items, e["level"], e["bootstrap"], e["seed"])
     return {"memorization_curve": curves, "memorization_items": items, "memorization_time": table}
+
+
+def dynamics_tables(st: Study) -> dict[str, pd.DataFrame]:
+    """step_count (errors falling as 1/NFE for Euler, 1/NFE² for Heun) and posterior (exp(H)
+    rising from 1 to N with σ) of the sampler_dynamics checkpoints and their subsets."""
+    steps, rows, post = [1, 2, 4, 8], [], []
+    units = [Run.parse(r).keys(e) for r, e in ((run.id, e) for run, e in st.experiment_evaluations("sampler_dynamics"))]
+    units += [baseline_keys(s) for s in sorted({k["subset"] for k in units})]
+    for k in units:
+        kinds = ([("network", "fine_heun")] if k["epoch"] >= 0 else
+                 [("gaussian", "exact_limit"), ("gaussian", "exact_map"), ("empirical", "fine_heun")])  # fmt: skip
+        for name, ref in kinds:
+            for solver in ("euler", "heun"):
+                for n in steps:
+                    nfe = n if solver == "euler" else 2 * n - 1
+                    rows.append({**k, "denoiser": name, "solver": solver, "steps": n, "nfe": nfe, "n_samples": 8, "reference": ref,
+                                 "rmse": 0.5 / nfe ** (1 if solver == "euler" else 2), "gl_score": 0.5, "memorized_fraction": 0.1})  # fmt: skip
+        if k["epoch"] < 0:
+            continue
+        for s in SIGMAS:
+            n_eff = 1 + (k["dataset_size"] - 1) * s**2 / (1 + s**2)
+            post.append({**k, "sigma": s, "n_inputs": 8, "n_images": k["dataset_size"], "n_eff": n_eff, "n_eff_q10": 0.8 * n_eff,
+                         "n_eff_q50": n_eff, "n_eff_q90": 1.2 * n_eff, "proxy_fraction": 0.3, "proxy_fraction_q10": 0.1,
+                         "proxy_fraction_q50": 0.3, "proxy_fraction_q90": 0.5, "network_to_nearest": 0.1 * s / (1 + s),
+                         "network_to_gaussian": 0.1, "network_to_empirical": 0.05, "gaussian_to_nearest": 0.2})  # fmt: skip
+    dims, modes, pert = [], [], []
+    for k in units:
+        name = "network" if k["epoch"] >= 0 else "gaussian"
+        dims += [{**k, "denoiser": name, "components": c, "variance_fraction": 1 - 0.5**c, "q10": 1 - 0.6**c, "q90": 1 - 0.4**c}
+                 for c in (1, 2, 3)]  # fmt: skip
+        modes += [{**k, "denoiser": name, "k": i, "eigenvalue": 0.5**i, "sqrt_eigenvalue": 0.5 ** (i / 2),
+                   "settle_q25": 0.4 * 0.5 ** (i / 2), "settle_sigma": 0.48 * 0.5 ** (i / 2), "settle_q75": 0.6 * 0.5 ** (i / 2)}
+                  for i in (1, 2, 3, 4)]  # fmt: skip
+        pert += [{**k, "denoiser": name, "step": t, "sigma": s, "eta": 0.1, "n_samples": 8, "rmse_change": 0.1 * s / (1 + s),
+                  "nn_changed": min(1.0, 0.1 * s)} for t, s in enumerate(SIGMAS[:-1])]  # fmt: skip
+    return {"step_count": pd.DataFrame(rows), "posterior": pd.DataFrame(post), "trajectory_dimension": pd.DataFrame(dims),
+            "trajectory_modes": pd.DataFrame(modes), "perturbation": pd.DataFrame(pert)}
 
 
 def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFrame]:
@@ -195,7 +233,7 @@ def build_tables(flip: bool = False, noise: float = 0.0) -> dict[str, pd.DataFra
             "distance_items": pd.concat(dist_items, ignore_index=True),
             "generalization_items": pd.concat(gen_items, ignore_index=True),
             "strong_generalization_items": pd.concat(strong_items, ignore_index=True),
-            **memorization_time_tables(st, runs, flip)}  # fmt: skip
+            **memorization_time_tables(st, runs, flip), **dynamics_tables(st)}  # fmt: skip
 
 
 def write_samples(root: Path) -> None:

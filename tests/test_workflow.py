@@ -147,6 +147,19 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
     assert (curve["kid_ci_low"] <= curve["kid_heldout"]).all() and (curve["kid_heldout"] <= curve["kid_ci_high"]).all()
     mem = pd.read_csv(res / "tables" / "memorization_time.csv").query("quantity == 'tau_mem'")
     assert sorted(mem["dataset_size"]) == [16, 128] and mem["status"].isin(["crossed", "not reached", "memorized at the first checkpoint"]).all()
+    steps = pd.read_csv(res / "tables" / "step_count.csv")  # sampler_dynamics: network, Gaussian, empirical
+    assert set(zip(steps["denoiser"], steps["reference"])) == {("network", "fine_heun"), ("gaussian", "exact_limit"),
+                                                               ("gaussian", "exact_map"), ("empirical", "fine_heun")}  # fmt: skip
+    g = steps.query("denoiser == 'gaussian' and reference == 'exact_limit'").groupby(["solver", "steps"])["rmse"].mean()
+    assert g["heun", 16] < g["heun", 4] < g["heun", 1] and g["heun", 16] < g["euler", 16]  # converges, Heun faster
+    post = pd.read_csv(res / "tables" / "posterior.csv")
+    assert set(post["n_images"]) == {16, 128} and post["n_eff_q10"].ge(1 - 1e-9).all() and post["proxy_fraction"].between(0, 1).all()
+    big = post.groupby("n_images").apply(lambda r: r.sort_values("sigma")["n_eff"].iloc[-1], include_groups=False)
+    assert big[128] > big[16] > 8  # at σ = 80 the posterior spreads over most training images
+    modes = pd.read_csv(res / "tables" / "trajectory_modes.csv")
+    assert set(modes["denoiser"]) == {"network", "gaussian"} and (modes["settle_sigma"] > 0).all()
+    pert = pd.read_csv(res / "tables" / "perturbation.csv")
+    assert set(pert["step"]) == set(range(18)) and pert["nn_changed"].between(0, 1).all()
     with h5py.File(res / "samples" / "gaussian" / "n16.h5") as f:
         assert f["gaussian/euler10/samples"].shape == (32, 64) and f["empirical/euler10/denoised"].shape == (10, 2, 64)
     # runs, figures, claims and the report
@@ -235,7 +248,7 @@ def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
     assert proc.returncode == 0, proc.stdout[-3000:]
     jobs = rule_blocks(proc.stdout)
     gpu_rules = {"train", "distill", "measure_denoisers", "linearity", "closed_form_outputs", "sample_checkpoint", "sample_closed_forms",
-                 "teleportation", "memorization_curve"}  # fmt: skip
+                 "teleportation", "memorization_curve", "step_count", "posterior", "commitment"}  # fmt: skip
     assert gpu_rules <= {rule for rule, _ in jobs}
     for rule, b in jobs:
         if rule in gpu_rules:

@@ -753,6 +753,127 @@ def teleportation_figure(data: FigureData):
     return fig
 
 
+def _dynamics_rows(data: FigureData, table: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(final checkpoints of the sampler_dynamics runs, their rows of ``table`` with the runs'
+    columns, the Gaussian-model rows of their subsets with dataset_size)."""
+    runs = last_checkpoints(data.experiment("sampler_dynamics"))
+    t = data.table(table)
+    net = merge_runs(t, runs)
+    base = t[t["run_id"].isin([baseline_keys(s)["run_id"] for s in runs["subset"]])]
+    return runs, net, base
+
+
+RMSE_FLOOR = 1e-6  # step-count RMSE drawn no lower (0 when a sampler lands on the reference's own images)
+
+
+def step_count_figure(data: FigureData):
+    """Why small steps: each column one denoiser from the same latents (the network against a fine
+    Heun solve, the Gaussian model against the exact limit of the discretized sampler, the
+    empirical-optimal denoiser against a fine Heun solve); top, the mean per-sample RMSE of the
+    final samples against network evaluations (solid Euler, dashed Heun, reference slopes 1/NFE
+    and 1/NFE² dotted; an RMSE of 0, the same training images as the reference, is drawn at
+    10⁻⁶); bottom, the memorized fraction of the samples (table step_count)."""
+    runs, net, base = _dynamics_rows(data, "step_count")
+    color, sm = sweep_colors(runs["dataset_size"], data.options["cmap"])
+    panels = [("network", net[net["reference"] == "fine_heun"], "fine Heun solve"),
+              ("gaussian", base[(base["denoiser"] == "gaussian") & (base["reference"] == "exact_limit")], "exact limit"),
+              ("empirical", base[(base["denoiser"] == "empirical") & (base["reference"] == "fine_heun")], "fine Heun solve")]  # fmt: skip
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8), constrained_layout=True, sharex=True)
+    for j, (name, rows, ref) in enumerate(panels):
+        for (n, solver), r in rows.groupby(["dataset_size", "solver"]):
+            ls = "-" if solver == "euler" else "--"
+            r = r.sort_values("nfe")
+            band(axes[0, j], r.assign(rmse=r["rmse"].clip(lower=RMSE_FLOOR)), "nfe", "rmse", color=color(n), ls=ls, marker="o", ms=3)
+            band(axes[1, j], r, "nfe", "memorized_fraction", color=color(n), ls=ls, marker="o", ms=3)
+        if name == "gaussian" and not rows.empty:
+            x = np.geomspace(rows["nfe"].min(), rows["nfe"].max(), 10)
+            top = rows.loc[rows["nfe"] == rows["nfe"].min(), "rmse"].max()
+            axes[0, j].plot(x, top * x[0] / x, color="0.5", ls=":", lw=1, label="∝ 1/NFE")
+            axes[0, j].plot(x, top * (x[0] / x) ** 2, color="0.3", ls=":", lw=1, label="∝ 1/NFE²")
+            axes[0, j].legend(fontsize=8)
+        axes[0, j].set(xscale="log", yscale="log", ylabel=f"RMSE per pixel to the {ref}", title=f"{name} denoiser")
+        axes[1, j].set(xscale="log", xlabel="network evaluations (NFE)", ylabel="memorized fraction", ylim=(-0.03, 1.03))
+        for i in range(2):
+            axes[i, j].grid(alpha=0.3, which="both", lw=0.5)
+    colorbar(fig, sm, axes, "training images N (solid: Euler, dashed: Heun)")
+    fig.suptitle("Sampling with few steps: error against network evaluations, from the same latents")
+    return fig
+
+
+def posterior_figure(data: FigureData):
+    """How multimodal the posterior is: against σ on held-out noisy inputs, per training-set size
+    N, the effective number of training images exp(H) of the empirical posterior (median, band
+    10–90% of the inputs), the share of the denoising target's second moment that is posterior
+    variance (Vastola's proxy-score variance), and the RMS from the network's output to the
+    nearest training image (solid) and to the Gaussian model's answer (dashed); untrained σ grey
+    (table posterior)."""
+    runs, rows, _ = _dynamics_rows(data, "posterior")
+    color, sm = sweep_colors(runs["dataset_size"], data.options["cmap"])
+    fig, axes = plt.subplots(1, 3, figsize=(16.5, 4.8), constrained_layout=True)
+    for n, r in rows.groupby("dataset_size"):
+        g = r.groupby("sigma").mean(numeric_only=True).sort_index()
+        axes[0].plot(g.index, g["n_eff_q50"], color=color(n))
+        axes[0].fill_between(g.index, g["n_eff_q10"], g["n_eff_q90"], color=color(n), alpha=0.15, lw=0)
+        axes[1].plot(g.index, g["proxy_fraction"], color=color(n))
+        axes[2].plot(g.index, g["network_to_nearest"], color=color(n))
+        axes[2].plot(g.index, g["network_to_gaussian"], color=color(n), ls="--")
+    sigma_axis(axes[0], "effective number of training images exp(H)")
+    axes[0].set_yscale("log")
+    sigma_axis(axes[1], "posterior variance / second moment of the target")
+    sigma_axis(axes[2], "RMS per pixel from the network's output")
+    axes[2].set_yscale("log")
+    axes[2].plot([], [], color="0.3", label="to the nearest training image")
+    axes[2].plot([], [], color="0.3", ls="--", label="to the Gaussian model's answer")
+    axes[2].legend(fontsize=8)
+    window = trained_window(runs)
+    for ax in axes:
+        shade_untrained(ax, window)
+    colorbar(fig, sm, axes, "training images N")
+    fig.suptitle("The empirical posterior p(y_i | x): how many images it averages, and how noisy the target is")
+    return fig
+
+
+def commitment_figure(data: FigureData):
+    """Coarse to fine, per training-set size N (solid: network, dashed: its Gaussian model, the
+    same latents and sampler): (a) the share of a trajectory's variance (its per-step denoised
+    estimates) in its top principal components; (b) the σ at which each eigenmode's coefficient
+    settles within the tolerance of its final value (median over trajectories) against √λ_k,
+    with the Gaussian flow's exact line σ = √λ_k·√(1/(1−tol)² − 1) (the measured σ can only be one
+    of the sampler's steps); (c) the RMSE between the final
+    sample and that of a run perturbed at step t by a fraction of σ_t; (d) the share of samples
+    whose nearest training image changes (tables trajectory_dimension, trajectory_modes,
+    perturbation)."""
+    runs, _, _ = _dynamics_rows(data, "perturbation")
+    color, sm = sweep_colors(runs["dataset_size"], data.options["cmap"])
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.8), constrained_layout=True)
+    specs = [("trajectory_dimension", "components", "variance_fraction", axes[0]),
+             ("trajectory_modes", "sqrt_eigenvalue", "settle_sigma", axes[1]),
+             ("perturbation", "sigma", "rmse_change", axes[2]), ("perturbation", "sigma", "nn_changed", axes[3])]  # fmt: skip
+    for table, x, y, ax in specs:
+        _, net, base = _dynamics_rows(data, table)
+        for frame, ls, mk in ((net, "-", "o"), (base, "--", "x")):
+            for n, r in frame.groupby("dataset_size"):
+                band(ax, r.sort_values(x), x, y, color=color(n), ls=ls, marker=mk, ms=3)
+    lam = data.table("trajectory_modes")["sqrt_eigenvalue"]
+    tol = data.options["settle_tol"]
+    line = np.geomspace(lam.min(), lam.max(), 10)
+    axes[1].plot(line, line * np.sqrt(1 / (1 - tol) ** 2 - 1), color="0.3", ls=":", label=f"Gaussian flow, exact (tol {tol})")
+    axes[1].legend(fontsize=8)
+    axes[0].set(xlabel="principal components", ylabel="share of the trajectory's variance", title="trajectory dimension")
+    axes[1].set(xscale="log", yscale="log", xlabel="√λ_k of the training set", ylabel="σ at which mode k settles",
+                title="large-variance modes commit first")  # fmt: skip
+    axes[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    sigma_axis(axes[2], "RMSE of the final sample")
+    axes[2].set(yscale="log", title="perturbing x_t by a fraction of σ_t")
+    sigma_axis(axes[3], "share of samples with another nearest image")
+    axes[3].set(ylim=(-0.03, 1.03), title="content changes only when perturbed early")
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both", lw=0.5)
+    colorbar(fig, sm, axes, "training images N (solid: network, dashed: Gaussian)")
+    fig.suptitle("What the sampler commits to when: trajectories, eigenmodes and perturbations")
+    return fig
+
+
 def draw(name: str, data: FigureData, out_png, out_pdf=None) -> None:
     """Draw figure ``name`` of the registry with its drawing function and save PNG (and PDF)."""
     if name not in FIGURES:

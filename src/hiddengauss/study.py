@@ -37,7 +37,7 @@ DATA_FILES = ("dataset", "evalset")  # the prepared data files: training data, s
 FINAL, ALL, EARLY_STOP = "final", "all", "early_stop"
 # Experiments whose checkpoints only their own tables evaluate (not distillation, denoiser
 # distances or the full sample sets every other evaluated checkpoint gets).
-OWN_TABLES_ONLY = ("memorization_time",)
+OWN_TABLES_ONLY = ("memorization_time", "sampler_dynamics")
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,20 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           experiment="memorization_time"),
     Table("memorization_items", "memorization_curve", CHECKPOINT, ("sampler", "item", "nn_ratio", "memorized"),
           experiment="memorization_time"),
+    Table("step_count", "step_count", CHECKPOINT,
+          ("denoiser", "solver", "steps", "nfe", "n_samples", "reference", "rmse", "gl_score", "memorized_fraction"),
+          baseline=True, experiment="sampler_dynamics"),
+    Table("posterior", "posterior", CHECKPOINT,
+          ("sigma", "n_inputs", "n_images", "n_eff", "n_eff_q10", "n_eff_q50", "n_eff_q90", "proxy_fraction",
+           "proxy_fraction_q10", "proxy_fraction_q50", "proxy_fraction_q90", "network_to_nearest", "network_to_gaussian",
+           "network_to_empirical", "gaussian_to_nearest"), experiment="sampler_dynamics"),
+    Table("trajectory_dimension", "commitment", CHECKPOINT, ("denoiser", "components", "variance_fraction", "q10", "q90"),
+          baseline=True, experiment="sampler_dynamics"),
+    Table("trajectory_modes", "commitment", CHECKPOINT,
+          ("denoiser", "k", "eigenvalue", "sqrt_eigenvalue", "settle_q25", "settle_sigma", "settle_q75"),
+          baseline=True, experiment="sampler_dynamics"),
+    Table("perturbation", "commitment", CHECKPOINT, ("denoiser", "step", "sigma", "eta", "n_samples", "rmse_change", "nn_changed"),
+          baseline=True, experiment="sampler_dynamics"),
     Table("memorization_time", "memorization_time", STUDY,
           ("quantity", "dataset_size", "value", "ci_low", "ci_high", "epochs", "status", "n_sizes", "dropped_replicates"),
           experiment="memorization_time"),
@@ -204,6 +218,10 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
     Figure("distributions", "issue 19", ("strong_generalization",), ("distributions",), NO_SAMPLES, "distributions_figure"),
     Figure("memorization_time", "issue 19", ("memorization_time",), ("memorization_curve", "memorization_time"), NO_SAMPLES,
            "memorization_time_figure"),
+    Figure("step_count", "issue 20", ("sampler_dynamics",), ("step_count",), NO_SAMPLES, "step_count_figure"),
+    Figure("posterior", "issue 20", ("sampler_dynamics",), ("posterior",), NO_SAMPLES, "posterior_figure"),
+    Figure("commitment", "issue 20", ("sampler_dynamics",), ("trajectory_dimension", "trajectory_modes", "perturbation"),
+           NO_SAMPLES, "commitment_figure"),
     Figure("teleportation", "Wang & Vastola", ("dataset_size",), ("teleportation",), NO_SAMPLES, "teleportation_figure"),
 )}  # fmt: skip
 
@@ -237,6 +255,7 @@ class Study:
             if key in exp:
                 nested.add(exp[key]["dataset_size"])
         nested |= set(exp.get("memorization_time", {}).get("sizes", []))
+        nested |= set(exp.get("sampler_dynamics", {}).get("sizes", []))
         pairs = set(exp.get("strong_generalization", {}).get("sizes", []))
         self.nested_sizes = sorted(nested | pairs)
         self.pair_sizes = sorted(pairs)
@@ -277,6 +296,9 @@ class Study:
         if "memorization_time" in exp:
             e = exp["memorization_time"]
             out["memorization_time"] = [Member(Run(arch, e["model_scale"], sid(n), s), ALL) for n in e["sizes"] for s in seeds]
+        if "sampler_dynamics" in exp:
+            e = exp["sampler_dynamics"]
+            out["sampler_dynamics"] = [Member(Run(arch, e["model_scale"], sid(n), s), FINAL) for n in e["sizes"] for s in seeds]
         return out
 
     # ----------------------------------------------------------------------- runs and checkpoints
@@ -513,13 +535,16 @@ class Study:
     def figure_options(self, name: str) -> dict:
         """The drawing options of a figure: the ``figures`` config section, the experiment it shows
         (:meth:`figure_experiment`) and, for the showcase figure (Fig 3), the (run id, epoch)
-        :meth:`showcase` chose; the memorization-time figure, the level τ_mem crosses."""
+        :meth:`showcase` chose; the memorization-time figure, the level τ_mem crosses; the
+        commitment figure, the settling tolerance."""
         options = {**self.config["figures"], "experiment": self.figure_experiment(name)}
         if FIGURES[name].samples == SHOWCASE:
             run, epoch = self.showcase()
             options["showcase"] = [run.id, epoch]
         if name == "memorization_time":
             options["memorization_level"] = self.config["experiments"]["memorization_time"]["level"]
+        if name == "commitment":
+            options["settle_tol"] = self.config["experiments"]["sampler_dynamics"]["settle_tol"]
         return options
 
     def figure_subsets(self, name: str) -> list[str]:

@@ -252,11 +252,22 @@ def get_figure_caption(wildcards):
     return figure_description(wildcards.figure, config)
 
 
-def get_memorization_settings():
-    """experiments.memorization_time without its sizes and scale, which name the runs: changing
-    them adds or removes checkpoints but does not rerun the others."""
-    e = config["experiments"].get("memorization_time", {})
-    return {k: v for k, v in e.items() if k not in ("sizes", "model_scale")}
+def experiment_settings(name, *keys):
+    """experiments.<name> without its sizes and scale, which name the runs (changing them adds
+    or removes checkpoints but does not rerun the others); only ``keys`` when given, so that a
+    rule reruns only for the settings it uses."""
+    e = config["experiments"].get(name, {})
+    return {
+        k: v
+        for k, v in e.items()
+        if k not in ("sizes", "model_scale") and (not keys or k in keys)
+    }
+
+
+STEP_COUNT_KEYS = ("solvers", "steps", "reference_steps", "n_samples")
+POSTERIOR_KEYS = ("sigmas", "n_inputs")
+COMMITMENT_KEYS = ("n_samples", "commitment_sampler", "components", "modes")
+COMMITMENT_KEYS += ("settle_tol", "perturbation", "perturbation_seed")
 
 
 def get_claims_inputs(wildcards):

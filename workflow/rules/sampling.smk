@@ -179,7 +179,7 @@ rule memorization_curve:
         mem_mb=16000,
         runtime=60,
     params:
-        settings=get_memorization_settings(),
+        settings=experiment_settings("memorization_time"),
         sampling=section_params("sampling", *MEMORIZATION_SAMPLE_KEYS),
     script:
         "../scripts/memorization_curve.py"
@@ -203,6 +203,6 @@ rule memorization_time:
     conda:
         "../../envs/hiddengauss.yaml"
     params:
-        settings=get_memorization_settings(),
+        settings=experiment_settings("memorization_time"),
     script:
         "../scripts/memorization_time.py"
