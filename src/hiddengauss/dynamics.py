@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .empirical import empirical_optimal_denoiser, squared_distance_chunks
 from .memorization import generalization_summary, paired_rmse
 from .sampling import Denoiser, pf_ode_sampler, seeded_latents
 from .schedules import SamplerConfig, nfe
@@ -24,14 +25,8 @@ from .schedules import SamplerConfig, nfe
 
 def posterior_logits(x: torch.Tensor, sigma: float, train: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """ℓ_i(x) = −‖x − y_i‖²/(2σ²) for every input (B, d) and training image (N, d), float64,
-    the squared distances formed chunk by chunk of the training set. Returns (B, N)."""
-    xd = x.to(torch.float64)
-    x2 = (xd * xd).sum(1, keepdim=True)
-    parts = []
-    for start in range(0, train.shape[0], chunk):
-        y = train[start : start + chunk].to(device=x.device, dtype=torch.float64)
-        parts.append((x2 - 2 * xd @ y.T + (y * y).sum(1)[None]).clamp_min(0))
-    return -torch.cat(parts, 1) / (2 * sigma**2)
+    from the chunked squared distances of :func:`.empirical.squared_distance_chunks`. Returns (B, N)."""
+    return -torch.cat([d2 for _, d2 in squared_distance_chunks(x, train, chunk)], 1) / (2 * sigma**2)
 
 
 def effective_images(log_p: torch.Tensor) -> torch.Tensor:
@@ -160,8 +155,6 @@ def closed_form_step_count(gauss, train: torch.Tensor, seeds, dim: int, settings
     """step_count.csv rows of a training subset's own models: the Gaussian model against its exact
     limit :func:`gaussian_step_limit` (so its discretization error is known exactly) and its exact
     map to σ = 0, and the empirical-optimal denoiser against a fine Heun solve."""
-    from .empirical import empirical_optimal_denoiser
-
     configs = _study_configs(settings)
     z = seeded_latents(seeds, dim, device=device)
     refs = {EXACT_LIMIT: gaussian_step_limit(gauss, z, configs[0]), EXACT_MAP: gauss.sample(z)}

@@ -48,6 +48,17 @@ def _expand(s: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return s.reshape(*s.shape[:-1], *([1] * (like.ndim - s.ndim + 1)))
 
 
+def squared_distance_chunks(x: torch.Tensor, train: torch.Tensor, chunk: int = 4096):
+    """Yields (y, ‖x_b − y_i‖²) chunk by chunk of the training images ``train`` (N, d): y the
+    chunk in float64 on x's device, the squared distances (B, len(y)) formed in float64 as
+    ‖x‖² − 2 x·y + ‖y‖² (clamped at 0), so no N-wide matrix is needed at once."""
+    xd = x.to(torch.float64)
+    x2 = (xd * xd).sum(1, keepdim=True)
+    for start in range(0, train.shape[0], chunk):
+        y = train[start : start + chunk].to(device=x.device, dtype=torch.float64)
+        yield y, (x2 - 2 * xd @ y.T + (y * y).sum(1)[None]).clamp_min(0)
+
+
 def empirical_optimal_denoiser(
     x: torch.Tensor, sigma: float, train: torch.Tensor, chunk: int = 4096
 ) -> torch.Tensor:
@@ -57,11 +68,7 @@ def empirical_optimal_denoiser(
     and the softmax is accumulated over chunks of the training set with a running maximum
     (streaming log-sum-exp), so no N-wide weight matrix is kept. Returns x's dtype.
     """
-    xd = x.to(torch.float64)
-    x2 = (xd * xd).sum(1, keepdim=True)
     acc = StreamingSoftmaxMean()
-    for start in range(0, train.shape[0], chunk):
-        y = train[start : start + chunk].to(device=x.device, dtype=torch.float64)
-        d2 = (x2 - 2 * xd @ y.T + (y * y).sum(1)[None]).clamp_min(0)
+    for y, d2 in squared_distance_chunks(x, train, chunk):
         acc.add(-d2 / (2 * sigma**2), lambda w, y=y: w @ y)
     return acc.mean().to(x.dtype)
