@@ -102,7 +102,7 @@ def test_step_count_rows_report_nfe_and_distances_per_config():
     z = seeded_latents(seeds, D)
     configs = solver_grid(["euler", "heun"], [1, 4])
     refs = {"exact_limit": gaussian_step_limit(gauss, z, configs[0]), "exact_map": gauss.sample(z)}
-    rows = step_count_rows("gaussian", gauss.denoise, seeds, D, configs, refs, train)
+    rows = step_count_rows("gaussian", gauss.denoise, z, configs, refs, train)
     assert [(r["solver"], r["steps"], r["nfe"], r["reference"]) for r in rows[::2]] == [
         ("euler", 1, 1, "exact_limit"), ("euler", 4, 4, "exact_limit"), ("heun", 1, 1, "exact_limit"), ("heun", 4, 7, "exact_limit")]
     rmse = {(r["solver"], r["steps"], r["reference"]): r["rmse"] for r in rows}

@@ -112,19 +112,19 @@ def gaussian_step_limit(gauss, z: torch.Tensor, config: SamplerConfig) -> torch.
     return gauss.denoise(x, config.sigma_min)
 
 
-def step_count_rows(name: str, denoise: Denoiser, seeds, dim: int, configs: list[SamplerConfig],
-                    references: dict[str, torch.Tensor], train: torch.Tensor, device="cpu") -> list[dict]:  # fmt: skip
-    """step_count.csv rows of one denoiser: for each sampler config and each of ``references``
-    (name -> samples from the same latents: a fine solve, or the Gaussian model's exact limit and
-    exact map), NFE, the mean per-sample RMSE to it, and the samples' memorization measures
-    against the training set."""
-    z = seeded_latents(seeds, dim, device=device)
+def step_count_rows(name: str, denoise: Denoiser, z: torch.Tensor, configs: list[SamplerConfig],
+                    references: dict[str, torch.Tensor], train: torch.Tensor) -> list[dict]:  # fmt: skip
+    """step_count.csv rows of one denoiser from latents z: for each sampler config and each of
+    ``references`` (name -> samples from the same latents: a fine solve, or the Gaussian model's
+    exact limit and exact map), NFE, the mean per-sample RMSE to it, and the samples'
+    memorization measures against the training set."""
     rows = []
-    for (solver, steps), x in step_count_samples(denoise, z, configs).items():
+    for c in configs:
+        x = pf_ode_sampler(denoise, z * c.sigma_max, c.sigmas(), c.solver)
         summary = generalization_summary(x, train)
         for ref_name, ref in references.items():
-            rows.append({"denoiser": name, "solver": solver, "steps": steps, "nfe": nfe(SamplerConfig(solver=solver, steps=steps)),
-                         "n_samples": int(x.shape[0]), "reference": ref_name, "rmse": float(paired_rmse(x, ref).mean()),
+            rows.append({"denoiser": name, "solver": c.solver, "steps": c.steps, "nfe": nfe(c), "n_samples": int(x.shape[0]),
+                         "reference": ref_name, "rmse": float(paired_rmse(x, ref).mean()),
                          "gl_score": summary["gl_score"], "memorized_fraction": summary["memorized_fraction"]})  # fmt: skip
     return rows
 
@@ -138,17 +138,16 @@ def _study_configs(settings: dict) -> list[SamplerConfig]:
     return solver_grid(settings["solvers"], settings["steps"])
 
 
-def _fine_solve(denoise: Denoiser, seeds, dim: int, settings: dict, device) -> dict[str, torch.Tensor]:
+def _fine_solve(denoise: Denoiser, z: torch.Tensor, settings: dict) -> dict[str, torch.Tensor]:
     n = settings["reference_steps"]
-    z = seeded_latents(seeds, dim, device=device)
     return {FINE: step_count_samples(denoise, z, solver_grid(["heun"], [n]))["heun", n]}
 
 
 def network_step_count(denoise: Denoiser, train: torch.Tensor, seeds, dim: int, settings: dict, device="cpu") -> list[dict]:
     """step_count.csv rows of a checkpoint (``settings``: experiments.sampler_dynamics): every
     solver and step count against a Heun solve of ``reference_steps`` from the same latents."""
-    return step_count_rows("network", denoise, seeds, dim, _study_configs(settings), _fine_solve(denoise, seeds, dim, settings, device),
-                           train, device=device)  # fmt: skip
+    z = seeded_latents(seeds, dim, device=device)
+    return step_count_rows("network", denoise, z, _study_configs(settings), _fine_solve(denoise, z, settings), train)
 
 
 def closed_form_step_count(gauss, train: torch.Tensor, seeds, dim: int, settings: dict, device="cpu") -> list[dict]:
@@ -158,10 +157,10 @@ def closed_form_step_count(gauss, train: torch.Tensor, seeds, dim: int, settings
     configs = _study_configs(settings)
     z = seeded_latents(seeds, dim, device=device)
     refs = {EXACT_LIMIT: gaussian_step_limit(gauss, z, configs[0]), EXACT_MAP: gauss.sample(z)}
-    rows = step_count_rows("gaussian", gauss.denoise, seeds, dim, configs, refs, train, device=device)
     emp = lambda x, s: empirical_optimal_denoiser(x, s, train)  # noqa: E731
-    return rows + step_count_rows("empirical", emp, seeds, dim, configs, _fine_solve(emp, seeds, dim, settings, device), train,
-                                  device=device)  # fmt: skip
+    return step_count_rows("gaussian", gauss.denoise, z, configs, refs, train) + step_count_rows(
+        "empirical", emp, z, configs, _fine_solve(emp, z, settings), train
+    )
 
 
 # --------------------------------------------------------------------------- coarse to fine
