@@ -44,7 +44,7 @@ rule gaussian_step_count:
         settings=experiment_settings("sampler_dynamics", *STEP_COUNT_KEYS),
         sampling=section_params("sampling", "seed_offset", "device"),
     script:
-        "../scripts/gaussian_step_count.py"
+        "../scripts/step_count.py"
 
 
 rule posterior:
