@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import sys
@@ -12,6 +13,15 @@ from pathlib import Path
 import h5py
 
 log = logging.getLogger("hiddengauss")
+
+
+def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
+    """SHA-256 of a file's content, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _tmp_path(path: Path) -> Path:

@@ -178,6 +178,12 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 def load_ema_denoiser(path: str | Path, device="cpu") -> tuple[EDMDenoiser, dict]:
     """The EMA denoiser stored in a checkpoint (the network every analysis uses), in eval mode."""
     ckpt = load_checkpoint(path)
+    if "network" in ckpt:  # a network trained elsewhere (hiddengauss.convert.import_checkpoint)
+        from .convert import build_backbone
+
+        model = EDMDenoiser(build_backbone(ckpt["network"]), sigma_data=ckpt["network"]["sigma_data"])
+        model.load_state_dict(ckpt["ema"])
+        return model.to(device).eval().requires_grad_(False), ckpt
     spec = dict(ckpt["spec"], adam_betas=tuple(ckpt["spec"]["adam_betas"]))
     if "model_channels" in spec:  # checkpoints written before the field was named model_scale
         spec["model_scale"] = spec.pop("model_channels")
