@@ -17,6 +17,8 @@ samples_per_dim × d; sampling: n_samples × NFE of each sampler) and per checkp
 probe measures (the dataset_size experiment's final ones: sigma grid × pairs × (2 + alphas) ×
 2 input kinds), at three times the training rate (forward only).
 
+A network trained elsewhere (config ``pretrained``) costs its analysis only.
+
 Prints a table per experiment (a run shared by two experiments counts in both; the total
 counts it once) and writes benchmarks/out/cost-<name>.json.
 """
@@ -90,7 +92,7 @@ def cost(config_path: str, throughput: str | None, resolution: int | None = None
     probed = [k["run_id"] for kind, k in study.table_units("linearity") if kind == "checkpoint"] if "dataset_size" in study.experiments else []
     per_run = {}
     for rid, run in study.runs.items():
-        images = study.final_epoch(run) * run.size
+        images = 0 if study.is_pretrained(run) else study.final_epoch(run) * run.size  # trained elsewhere: analysis only
         spi = seconds_per_image(run.arch, run.model_scale, res, measured)
         n_eval = len(study.evaluated_epochs(run))
         nfe_run = n_eval * analysis_nfe(config, d) + probed.count(rid) * linearity_nfe(config)

@@ -175,9 +175,39 @@ def test_linear_samplers_are_decided_when_the_dag_is_planned():
 def test_experiment_rows_list_every_evaluated_checkpoint_under_each_experiment():
     study = shipped("smoke")
     rows = study.experiment_rows()
-    assert list(rows[0]) == list(TABLES["runs"].columns[:13])
+    assert list(rows[0]) == list(TABLES["runs"].columns[:14])
     n16 = next(r for r in rows if r["run_id"] == "ncsnpp_c8_n16_s0")
     assert n16["warmup_images"] == pytest.approx(0.05 * 2000) and (n16["p_mean"], n16["p_std"]) == (-1.2, 1.2)
     assert {r["experiment"] for r in rows} == set(study.experiments)
     early = [r for r in rows if r["checkpoint"] == "early_stop"]
     assert {r["epoch"] for r in early} == {10} and {r["subset"] for r in early} == {"n16", "n16s2"}
+
+
+def test_pretrained_networks_stand_in_for_planned_runs_without_training():
+    """config pretrained: the runs of config/ffhq64_pretrained.yaml are imported, not trained;
+    their one checkpoint is at images seen / subset size; runs.csv rows carry their own warm-up
+    and training sigma distribution."""
+    from hiddengauss.config import ConfigError
+
+    study = shipped("ffhq64_pretrained")
+    assert sorted(study.runs) == ["ddpmpp_c128_n70000_s0", "ncsnpp_c128_n70000_s0"] == sorted(study.pretrained)
+    assert study.trained_runs() == []
+    run = Run.parse("ncsnpp_c128_n70000_s0")
+    assert study.final_epoch(run) == round(200e6 / 70000) == 2857 and study.checkpoint_epochs(run) == [2857]
+    assert study.evaluations() == [("ddpmpp_c128_n70000_s0", 2857), ("ncsnpp_c128_n70000_s0", 2857)]
+    rows = study.experiment_rows()
+    assert {r["source"] for r in rows} == {"pretrained"} and {r["warmup_images"] for r in rows} == {10_000_000}
+    plan = study.pretrained_plan(run)
+    assert plan["expect"] == {"arch": "ncsnpp", "model_channels": 128} and plan["images_seen"] == 200_000_000
+    assert plan["network"]["channel_mult"] == [1, 2, 2, 2] and plan["format"] == "edm_pickle" and plan["key"] == "ema"
+    # a mixed study trains the other runs
+    mixed = shipped("config", pretrained={"ncsnpp_c32_n256_s0": {"path": "x.pt", "images_seen_kimg": 50}})
+    assert "ncsnpp_c32_n256_s0" not in mixed.trained_runs() and len(mixed.trained_runs()) == len(mixed.runs) - 1
+    assert next(r for r in mixed.experiment_rows() if r["run_id"] == "ncsnpp_c32_n16_s0")["source"] == "trained"
+    with pytest.raises(ConfigError, match=r"'pretrained.ncsnpp_c32_n99_s0': no experiment plans the run ncsnpp_c32_n99_s0"):
+        shipped("config", pretrained={"ncsnpp_c32_n99_s0": {"path": "x.pt", "images_seen_kimg": 50}})
+    # the training_epochs experiment reads every checkpoint of its run: one network cannot stand in
+    with pytest.raises(ConfigError, match="experiment training_epochs evaluates every checkpoint"):
+        shipped("config", pretrained={"ncsnpp_c32_n32_s0": {"path": "x.pt", "images_seen_kimg": 50}})
+    with pytest.raises(ConfigError, match="images_seen_kimg"):
+        shipped("config", pretrained={"ncsnpp_c32_n256_s0": {"path": "x.pt"}})

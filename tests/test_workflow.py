@@ -1,6 +1,7 @@
 """The Snakemake workflow itself: parse-time validation, dry runs, lint, a real smoke run."""
 
 import copy
+import os
 import re
 import subprocess
 import sys
@@ -187,9 +188,11 @@ def test_smoke_pipeline_runs(tmp_path, smoke_config):
     assert "Nothing to be done" in proc.stdout
     assert list(res.rglob("*.tmp*")) == []
     check_partial_reruns(tmp_path, smoke_config)
+    check_pretrained_import(tmp_path, smoke_config)
     # determinism: a second run from scratch elsewhere gives byte-identical tables and claims
+    # (the figures, drawn from those tables, are left out of it)
     again = tmp_path / "again"
-    snakemake(again, "--cores", "2", config=smoke_config)
+    snakemake(again, "--cores", "2", "--omit-from", "figure", config=smoke_config)
     for table in sorted((res / "tables").glob("*.csv")) + [res / "claims.csv"]:
         twin = again / table.relative_to(tmp_path)
         assert table.read_bytes() == twin.read_bytes(), f"{table.name} differs between two runs of the same config"
@@ -240,6 +243,51 @@ def check_partial_reruns(workdir, base):
     assert jobs["distill"] == jobs["sample_checkpoint"] == 1 and "prepare_dataset" not in jobs, jobs
 
 
+def check_pretrained_import(workdir, base):
+    """A trained run's EMA weights saved as a plain state dict and analysed as a network trained
+    elsewhere (config pretrained) give byte-identical per-checkpoint tables, without a train job;
+    a different file at the same path, even an older one, reruns its import."""
+    import torch
+
+    from hiddengauss.config import validate_config
+    from hiddengauss.study import Study
+    from hiddengauss.training import checkpoint_name, load_checkpoint
+
+    study = Study(validate_config(base))
+    run = next(m.run for m in study.experiments["dataset_size"] if m.run.size == 128)
+    epoch = study.final_epoch(run)
+    ckpt = load_checkpoint(workdir / "results/smoke/runs" / run.id / "checkpoints" / checkpoint_name(epoch))
+    other = workdir / "pretrained"
+    other.mkdir()
+    torch.save(ckpt["ema"], other / "net.pt")
+    warmup = next(r["warmup_images"] for r in study.experiment_rows() if r["run_id"] == run.id)
+    cfg = copy.deepcopy(base)
+    cfg["experiments"] = {"dataset_size": {"sizes": [128], "model_scale": 8}}
+    cfg["pretrained"] = {run.id: {"path": str(other / "net.pt"), "format": "state_dict",
+                                  "images_seen_kimg": ckpt["images_seen"] / 1000, "warmup_kimg": warmup / 1000}}  # fmt: skip
+    targets = [f"results/smoke/eval/{run.id}/epoch{epoch}/{t}.csv" for t in ("distillation", "generalization")]
+    out = snakemake(other, "--cores", "2", *targets, config=cfg).stdout
+    assert "import_network" in out and "rule train" not in out
+    for t in targets:
+        assert (other / t).read_bytes() == (workdir / t).read_bytes(), f"{t} differs between the trained and the imported network"
+    assert "Nothing to be done" in snakemake(other, "-n", *targets, config=cfg).stdout
+    torch.save({k: v * 1.01 for k, v in ckpt["ema"].items()}, other / "net.pt")
+    os.utime(other / "net.pt", (0, 0))  # older than every output: only its content hash can tell
+    assert "import_network" in snakemake(other, "-n", *targets, config=cfg).stdout
+
+
+def test_pretrained_config_dry_run_plans_every_analysis_and_no_training(tmp_path):
+    """config/ffhq64_pretrained.yaml (NVlabs' FFHQ-64 networks, files absent here: a dry run
+    warns and plans anyway): no train job, one import per network, every analysis of both."""
+    jobs = planned(tmp_path, ROOT / "config" / "ffhq64_pretrained.yaml")
+    assert "train" not in jobs and jobs["import_network"] == 2, jobs
+    for rule in ("distill", "measure_denoisers", "sample_checkpoint", "generalization"):
+        assert jobs[rule] == 2, (rule, jobs)
+    for rule in ("linearity", "teleportation", "sample_closed_forms", "fit_gaussian"):  # N = 70000, the VE network
+        assert jobs[rule] == 1, (rule, jobs)
+    assert jobs["figure"] == 8 and jobs["claims"] == 1
+
+
 def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
     """No cluster needed: `snakemake --profile slurm -n`, typed in the repository root, puts
     every GPU rule on the GPU partition with gpu=1 and the rest on the CPU partition."""
@@ -261,7 +309,6 @@ def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
 def test_second_snakemake_in_the_same_directory_is_refused(tmp_path, smoke_config):
     """Snakemake's lock: while one run holds the directory, a second one stops with a message
     that says how to --unlock after a crash (docs/reliability.md, "After a crash")."""
-    import os
     import signal
     import time
 

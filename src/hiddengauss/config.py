@@ -75,6 +75,11 @@ def _fill_defaults(instance: dict, schema: dict, root: dict) -> None:
             instance[name] = copy.deepcopy(sub["default"])
         if isinstance(instance.get(name), dict):
             _fill_defaults(instance[name], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):  # a mapping of named entries (config pretrained): each one's defaults
+        for name, value in instance.items():
+            if name not in schema.get("properties", {}) and isinstance(value, dict):
+                _fill_defaults(value, extra, root)
 
 
 _JSON_TYPES = {"integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -101,8 +106,10 @@ def coerce_strings(value, schema: dict, root: dict):
                     return converted
             return value
     if isinstance(value, dict):
-        props = schema.get("properties", {})
-        return {k: coerce_strings(v, props[k], root) if k in props else v for k, v in value.items()}
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        extra = extra if isinstance(extra, dict) else None
+        return {k: coerce_strings(v, props[k], root) if k in props else coerce_strings(v, extra, root) if extra else v
+                for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
         return [coerce_strings(v, schema.get("items", {}), root) for v in value]
     types = schema.get("type", [])

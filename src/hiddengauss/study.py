@@ -113,7 +113,7 @@ class Table:
 TABLES: dict[str, Table] = {t.name: t for t in (
     Table("spectrum", "spectrum_table", STUDY, ("subset", "dataset_size", "k", "eigenvalue")),
     Table("runs", "runs_table", STUDY, ("experiment", "run_id", "arch", "model_scale", "dataset_size", "subset",
-                                        "split", "seed", "epoch", "checkpoint", "warmup_images", "p_mean", "p_std",
+                                        "split", "seed", "epoch", "checkpoint", "source", "warmup_images", "p_mean", "p_std",
                                         "images_seen", "n_params", "final_loss")),
     Table("distillation", "distill", CHECKPOINT,
           ("sigma", "method", "fit_rmse", "n_samples", "weight_rel_error", "eigen_diagonal_mae")),
@@ -260,6 +260,24 @@ class Study:
         self.nested_sizes = sorted(nested | pairs)
         self.pair_sizes = sorted(pairs)
         self.experiments = self._experiment_members(exp)
+        self.pretrained = dict(c.get("pretrained") or {})
+        self._check_pretrained()
+
+    def _check_pretrained(self) -> None:
+        """A network trained elsewhere (config ``pretrained``) stands in for a planned run and has
+        one checkpoint: it cannot be a member whose every (or early-stopped) checkpoint is read."""
+        from .config import ConfigError
+
+        for rid in self.pretrained:
+            if rid not in self.runs:
+                raise ConfigError(f"config key 'pretrained.{rid}': no experiment plans the run {rid} "
+                                  f"(planned runs: {', '.join(sorted(self.runs))})")  # fmt: skip
+        for name, members in self.experiments.items():
+            for m in members:
+                if m.run.id in self.pretrained and m.checkpoints != FINAL:
+                    raise ConfigError(f"config key 'pretrained.{m.run.id}': experiment {name} evaluates "
+                                      f"{'every' if m.checkpoints == ALL else 'an early-stopped'} checkpoint of its runs, "
+                                      "but a network trained elsewhere has only its final one")  # fmt: skip
 
     def _experiment_members(self, exp: dict) -> dict[str, list[Member]]:
         """Experiment -> its members (run, checkpoints evaluated)."""
@@ -308,7 +326,22 @@ class Study:
         """Every distinct training run (a run that two experiments share appears once)."""
         return {m.run.id: m.run for members in self.experiments.values() for m in members}
 
+    def is_pretrained(self, run: Run) -> bool:
+        """Whether ``run`` is a network trained elsewhere (config ``pretrained``): imported, not trained."""
+        return run.id in self.pretrained
+
+    def trained_runs(self) -> list[str]:
+        """Ids of the runs rule ``train`` trains."""
+        return sorted(rid for rid, run in self.runs.items() if not self.is_pretrained(run))
+
+    def pretrained_images(self, run: Run) -> int:
+        return round(self.pretrained[run.id]["images_seen_kimg"] * 1000)
+
     def final_epoch(self, run: Run) -> int:
+        """The run's last epoch: training.epochs, or duration_kimg over the subset's size; for a
+        network trained elsewhere, the images it saw over the size of the subset it stands on."""
+        if self.is_pretrained(run):
+            return max(1, round(self.pretrained_images(run) / run.size))
         t = self.config["training"]
         if "epochs" in t:
             return int(t["epochs"])
@@ -321,7 +354,10 @@ class Study:
         return None
 
     def checkpoint_epochs(self, run: Run) -> list[int]:
-        """The run's checkpoint grid: log-spaced, final epoch and any early-stop epoch included."""
+        """The run's checkpoint grid: log-spaced, final epoch and any early-stop epoch included
+        (a network trained elsewhere: its one checkpoint)."""
+        if self.is_pretrained(run):
+            return [self.final_epoch(run)]
         t = self.config["training"]
         extra = list(t["extra_checkpoint_epochs"])
         if self.early_stop_epoch(run):
@@ -371,6 +407,16 @@ class Study:
             seed=run.seed,
         )  # fmt: skip
 
+    def pretrained_plan(self, run: Run) -> dict:
+        """Rule import_network's params: the file's format, the network it must be (arch and
+        width from the run id; a plain state dict's other widths from the model section), its
+        checkpoint epoch and images seen, and the training σ distribution it must have used."""
+        e, m = self.pretrained[run.id], self.config["model"]
+        network = dict(arch=run.arch, model_channels=run.model_scale, **self.network_settings(run.arch), sigma_data=m["sigma_data"])
+        return dict(format=e["format"], key=e["key"], precond=e["precond"], epoch=self.final_epoch(run),
+                    images_seen=self.pretrained_images(run), expect=dict(arch=run.arch, model_channels=run.model_scale),
+                    network=network, p_mean=e["p_mean"], p_std=e["p_std"])  # fmt: skip
+
     def experiment_rows(self) -> list[dict]:
         """One row per experiment × evaluated checkpoint (runs.csv without the checkpoint metadata);
         a run shared by two experiments appears under both. ``warmup_images`` (the learning-rate
@@ -382,11 +428,15 @@ class Study:
         for name, members in self.experiments.items():
             for m in members:
                 warmup = t["warmup_fraction"] * self.final_epoch(m.run) * m.run.size
-                for e in self.member_epochs(m):
-                    ident = {k: v for k, v in m.run.keys(e).items() if k not in ("epoch", "seed")}
-                    rows.append({"experiment": name, **ident, "split": m.run.subset, "seed": m.run.seed, "epoch": e,
-                                 "checkpoint": m.checkpoints, "warmup_images": warmup, "p_mean": t["p_mean"],
-                                 "p_std": t["p_std"]})  # fmt: skip
+                sigmas = {k: t[k] for k in ("p_mean", "p_std")}
+                if self.is_pretrained(m.run):  # its own ramp-up and σ distribution (config pretrained)
+                    e = self.pretrained[m.run.id]
+                    warmup, sigmas = e["warmup_kimg"] * 1000, {k: e[k] for k in ("p_mean", "p_std")}
+                for ep in self.member_epochs(m):
+                    ident = {k: v for k, v in m.run.keys(ep).items() if k not in ("epoch", "seed")}
+                    rows.append({"experiment": name, **ident, "split": m.run.subset, "seed": m.run.seed, "epoch": ep,
+                                 "checkpoint": m.checkpoints, "source": "pretrained" if self.is_pretrained(m.run) else "trained",
+                                 "warmup_images": warmup, **sigmas})  # fmt: skip
         return rows
 
     # ----------------------------------------------------------------------- pairs

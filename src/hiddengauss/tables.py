@@ -10,12 +10,19 @@ class NonFiniteTableError(ValueError):
     """A table holds NaN or an infinity where figures and claims expect numbers."""
 
 
+# Columns whose value may be unknown (NaN, never infinite): the training loss of a network
+# trained elsewhere (config pretrained), which no log of this pipeline holds.
+MAY_BE_UNKNOWN = ("final_loss",)
+
+
 def require_finite(tables: dict[str, pd.DataFrame]) -> None:
     """Raise NonFiniteTableError naming the table, the column, the count and the first row's
-    identifying values if any numeric value of any table is NaN or infinite."""
+    identifying values if any numeric value of any table is NaN or infinite (NaN is allowed in
+    the columns of :data:`MAY_BE_UNKNOWN`)."""
     for name, frame in tables.items():
         numeric = frame.select_dtypes("number")
-        bad = ~np.isfinite(numeric.to_numpy(dtype=float))
+        values = numeric.to_numpy(dtype=float)
+        bad = ~np.isfinite(values) & ~(np.isnan(values) & numeric.columns.isin(MAY_BE_UNKNOWN)[None, :])
         for c in np.flatnonzero(bad.any(axis=0)):
             col, rows = numeric.columns[c], np.flatnonzero(bad[:, c])
             ident = ", ".join(f"{k}={frame.iloc[rows[0]][k]}" for k in frame.columns if k != col)[:200]

@@ -1,5 +1,7 @@
 # Maps the study's plan (hiddengauss.study) to paths: config validation, wildcard constraints,
 # file patterns and the input functions of the rules. No study logic lives here.
+import functools
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from hiddengauss import study as plan
 from hiddengauss.captions import figure_description
 from hiddengauss.config import ConfigError, validate_config
 from hiddengauss.dataset import available_count, unreadable_sources
+from hiddengauss.io import file_sha256
 from hiddengauss.splits import SPLIT_PATTERN, SUBSET_PATTERN, SplitError
 
 try:
@@ -60,9 +63,25 @@ except SplitError as err:
     raise WorkflowError(f"config/data mismatch: {err}") from None
 
 
+# networks trained elsewhere (config pretrained): a missing file warns in a dry run, stops a real one
+PRETRAINED_FILES = {rid: e["path"] for rid, e in study.pretrained.items()}
+MISSING_NETWORKS = [
+    f"config key 'pretrained.{rid}.path': network file {p} does not exist"
+    for rid, p in PRETRAINED_FILES.items()
+    if not Path(p).is_file()
+]
+for problem in MISSING_NETWORKS:
+    logger.warning(
+        f"warning: {problem} (a dry run plans anyway; a real run stops here)"
+    )
+
+
 onstart:
-    if MISSING_DATA:
-        raise WorkflowError("data not found:\n  - " + "\n  - ".join(MISSING_DATA))
+    if MISSING_DATA or MISSING_NETWORKS:
+        raise WorkflowError(
+            "inputs not found:\n  - "
+            + "\n  - ".join(MISSING_DATA + MISSING_NETWORKS)
+        )
 
 
 wildcard_constraints:
@@ -152,6 +171,25 @@ def analysis_inputs(subset):
     """[split file, data file] of the images y behind the noisy evaluation inputs y + σn."""
     split = study.analysis_split(subset)
     return [SPLIT.format(split=split), split_data(split)]
+
+
+def one_of(ids):
+    """A wildcard regex matching exactly these ids (none: a pattern that matches nothing)."""
+    return "|".join(re.escape(i) for i in ids) or "(?!)"
+
+
+def get_pretrained_file(wildcards):
+    """The network file of an imported run (none while it is missing: a dry run plans anyway,
+    a real run stops at onstart naming it)."""
+    path = PRETRAINED_FILES[wildcards.run]
+    return path if Path(path).is_file() else []
+
+
+@functools.cache
+def pretrained_sha256(path):
+    """Content hash of a network file, a param of import_network: a changed file reruns the
+    import and everything downstream, even with an older modification time."""
+    return file_sha256(path) if Path(path).is_file() else "missing"
 
 
 def get_run_analysis_inputs(wildcards):

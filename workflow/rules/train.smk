@@ -9,6 +9,8 @@ rule train:
         f"{RESULTS}/logs/train/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+    wildcard_constraints:
+        run=one_of(study.trained_runs()),
     conda:
         "../../envs/hiddengauss.yaml"
     threads: config["training"]["threads"]
@@ -22,3 +24,29 @@ rule train:
         state_dir=f"{RESULTS}/runs/{{run}}/state",
     script:
         "../scripts/train.py"
+
+
+# a network trained elsewhere (config pretrained) becomes its run's one checkpoint
+rule import_network:
+    input:
+        network=get_pretrained_file,
+        data=DATA.format(datafile="dataset"),
+    output:
+        checkpoints=directory(CHECKPOINTS),
+    log:
+        f"{RESULTS}/logs/import_network/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/import_network/{{run}}.tsv"
+    wildcard_constraints:
+        run=one_of(sorted(study.pretrained)),
+    conda:
+        "../../envs/hiddengauss.yaml"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=30,
+    params:
+        plan=lambda wc: study.pretrained_plan(plan.Run.parse(wc.run)),
+        sha256=lambda wc: pretrained_sha256(PRETRAINED_FILES[wc.run]),
+    script:
+        "../scripts/import_network.py"
