@@ -19,6 +19,11 @@ probe measures (the dataset_size experiment's final ones: sigma grid × pairs ×
 
 A network trained elsewhere (config ``pretrained``) costs its analysis only.
 
+Wall time of the training (``--pool`` GPUs, default 8): with g GPUs per run (``training.gpus``),
+each run takes its GPU-hours / (g × efficiency) and pool/g runs go side by side, longest first
+to the least loaded slot. ``--efficiency`` is the data-parallel efficiency (default 1: ideal,
+unmeasured; ``benchmarks/gpu_check.sh`` measures it on a multi-GPU node as speedup / GPUs).
+
 Prints a table per experiment (a run shared by two experiments counts in both; the total
 counts it once) and writes benchmarks/out/cost-<name>.json.
 """
@@ -80,7 +85,27 @@ def linearity_nfe(config: dict) -> int:
     return len(sigma_grid(a["linearity_sigmas"])) * a["n_pairs"] * (2 + len(a["alphas"])) * 2
 
 
-def cost(config_path: str, throughput: str | None, resolution: int | None = None) -> dict:
+def makespan(hours: list[float], slots: int) -> float:
+    """Wall time of jobs of these durations on ``slots`` parallel slots (longest first, each to
+    the least loaded slot)."""
+    loads = [0.0] * max(1, slots)
+    for h in sorted(hours, reverse=True):
+        loads[loads.index(min(loads))] += h
+    return max(loads)
+
+
+def wall_times(per_run: dict, pool: int, efficiency: float, gpus_per_run=(1, 4, 8)) -> list[dict]:
+    """Training wall time of the grid with g GPUs per run, for each g that fits the pool."""
+    out = []
+    for g in (g for g in gpus_per_run if g <= pool):
+        hours = [r["train_h"] / (g * (efficiency if g > 1 else 1.0)) for r in per_run.values() if r["train_h"] > 0]
+        if hours:
+            out.append({"gpus_per_run": g, "longest_run_h": max(hours), "grid_h": makespan(hours, pool // g)})
+    return out
+
+
+def cost(config_path: str, throughput: str | None, resolution: int | None = None, pool: int = 8,
+         efficiency: float = 1.0) -> dict:  # fmt: skip
     config = validate_config(yaml.safe_load(Path(config_path).read_text()))
     study = Study(config)
     res = resolution or config["dataset"].get("resolution") or {"cifar10": 32, "mnist": 28, "fashion_mnist": 28, "digits": 8}.get(
@@ -106,7 +131,8 @@ def cost(config_path: str, throughput: str | None, resolution: int | None = None
     total = {"runs": len(per_run), "train_h": sum(r["train_h"] for r in per_run.values()),
              "analysis_h": sum(r["analysis_h"] for r in per_run.values())}  # fmt: skip
     basis = f"measured ({throughput})" if measured else "EDM's published V100 cost, scaled by (scale/128)^2, floor 5%"
-    return {"config": config_path, "d": d, "basis": basis, "experiments": experiments, "total": total, "runs": per_run}
+    return {"config": config_path, "d": d, "basis": basis, "experiments": experiments, "total": total, "runs": per_run,
+            "wall": {"pool_gpus": pool, "efficiency": efficiency, "rows": wall_times(per_run, pool, efficiency)}}  # fmt: skip
 
 
 def main() -> None:
@@ -114,12 +140,20 @@ def main() -> None:
     p.add_argument("config")
     p.add_argument("--throughput", help="JSON of benchmarks/train_throughput.py on your GPU")
     p.add_argument("--resolution", type=int, help="image side when the config keeps the native size (npz, folders)")
+    p.add_argument("--pool", type=int, default=8, help="GPUs available for the wall-time estimate (default 8)")
+    p.add_argument("--efficiency", type=float, default=1.0, help="data-parallel efficiency (default 1: ideal, unmeasured)")
     a = p.parse_args()
-    out = cost(a.config, a.throughput, a.resolution)
+    out = cost(a.config, a.throughput, a.resolution, a.pool, a.efficiency)
     print(f"{a.config} (d = {out['d']}; basis: {out['basis']})")
     print("| experiment | runs | training GPU-h | analysis GPU-h |\n|---|---|---|---|")
     for name, e in [*out["experiments"].items(), ("total (shared runs once)", out["total"])]:
         print(f"| {name} | {e['runs']} | {e['train_h']:,.0f} | {e['analysis_h']:,.0f} |")
+    w = out["wall"]
+    if w["rows"]:
+        print(f"\ntraining wall time on {w['pool_gpus']} GPUs (data-parallel efficiency {w['efficiency']:g})")
+        print("| GPUs per run | longest run (h) | whole grid (h) |\n|---|---|---|")
+        for r in w["rows"]:
+            print(f"| {r['gpus_per_run']} | {r['longest_run_h']:,.0f} | {r['grid_h']:,.0f} |")
     OUT.mkdir(exist_ok=True)
     (OUT / f"cost-{Path(a.config).stem}.json").write_text(json.dumps(out, indent=1))
 

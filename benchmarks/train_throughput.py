@@ -47,10 +47,11 @@ def layout(arch: str, res: int) -> dict:
     return LAYOUTS[res]
 
 
-def measure_pipeline(arch, res, channels, scale, batch, device, bf16, tf32, compile_, seconds):
+def measure_pipeline(arch, res, channels, scale, batch, device, bf16, tf32, compile_, seconds, gpus=1):
     """Images/s of the pipeline's training loop: train() for 3 + k and for 3 steps, the difference
     timed (set-up and the first steps cancel; a first 3-step call warms up and sizes k), on random
-    uint8 images, no checkpoint written."""
+    uint8 images, no checkpoint written. ``gpus`` > 1: data-parallel over that many GPUs (the
+    global batch ``batch`` split across them; the processes' start-up cancels too)."""
     import tempfile
 
     import numpy as np
@@ -60,7 +61,7 @@ def measure_pipeline(arch, res, channels, scale, batch, device, bf16, tf32, comp
     spec = TrainSpec(arch=arch, model_scale=scale, **layout(arch, res), dropout=0.0, img_resolution=res,
                      img_channels=channels, n_images=4096, epochs=1000, batch_size=batch, lr=1e-4)  # fmt: skip
     images = np.random.default_rng(0).integers(0, 256, (4096, channels, res, res), dtype=np.uint8)
-    hw = Hardware(device=device, tf32=tf32, bf16=bf16, compile=compile_)
+    hw = Hardware(device=device, tf32=tf32, bf16=bf16, compile=compile_, gpus=gpus)
 
     def run(steps):
         with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +72,7 @@ def measure_pipeline(arch, res, channels, scale, batch, device, bf16, tf32, comp
     t3 = run(3)
     k = max(3, min(200, int(seconds * 3 / max(t3, 1e-3))))
     dt = run(3 + k) - run(3)
-    return {"arch": arch, "resolution": res, "channels": channels, "model_scale": scale, "batch": batch,
+    return {"arch": arch, "resolution": res, "channels": channels, "model_scale": scale, "batch": batch, "gpus": gpus,
             "status": "ok", "steps": k, "images_per_s": k * batch / dt, **layout(arch, res)}  # fmt: skip
 
 
@@ -198,6 +199,7 @@ def main():
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--quick", action="store_true", help="8x8 and 16x16 only")
     ap.add_argument("--pipeline", action="store_true", help="time the pipeline's training loop, not a bare step")
+    ap.add_argument("--gpus", type=int, default=1, help="with --pipeline: data-parallel processes (training.gpus)")
     ap.add_argument("--variants", action="store_true", help="baseline, pipeline loop, channels_last, bf16, compile")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--one", help=argparse.SUPPRESS)
@@ -206,7 +208,7 @@ def main():
         arch, res, scale = a.one.split(",")
         if a.pipeline:
             print(json.dumps(measure_pipeline(arch, int(res), a.channels, int(scale), a.batch, a.device, a.bf16,
-                                              a.tf32, a.compile, a.seconds)))  # fmt: skip
+                                              a.tf32, a.compile, a.seconds, a.gpus)))  # fmt: skip
             return
         print(json.dumps(measure(arch, int(res), a.channels, int(scale), a.batch, a.device, a.bf16, a.tf32,
                                  a.compile, a.seconds, a.max_step_seconds, a.channels_last)))  # fmt: skip

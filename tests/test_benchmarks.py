@@ -103,6 +103,18 @@ def test_cost_model_prices_the_paper_grid():
     runs = out["runs"]
     assert out["total"]["runs"] == 16 == len(runs)
     assert runs["adm_c192_n70000_s0"]["train_h"] == pytest.approx(2.25 * runs["ncsnpp_c128_n70000_s0"]["train_h"])
+    # wall time on 8 GPUs: one GPU per run is bound by the longest run (ADM); 8 per run by the total
+    wall = {r["gpus_per_run"]: r for r in out["wall"]["rows"]}
+    longest = max(r["train_h"] for r in runs.values())
+    assert wall[1]["grid_h"] == pytest.approx(longest) and wall[8]["longest_run_h"] == pytest.approx(longest / 8)
+    assert wall[8]["grid_h"] == pytest.approx(out["total"]["train_h"] / 8)
+
+
+def test_makespan_packs_the_longest_runs_first():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from cost_model import makespan
+
+    assert makespan([3, 3, 2, 2, 2], 2) == 7 and makespan([5, 1, 1], 4) == 5 and makespan([2, 2], 1) == 4
 
 
 def test_closed_form_benchmark_times_every_model(tmp_path):

@@ -311,6 +311,13 @@ def test_slurm_dry_run_requests_a_gpu_for_training(tmp_path, smoke_config):
             assert "gpu=1" in b and "slurm_partition=gpu" in b, b
         elif rule != "all":
             assert "gpu=" not in b and "slurm_partition=cpu" in b, b
+    # training.gpus: each train job asks for that many GPUs (and cpus_per_gpu each); the rest keep one
+    proc = subprocess.run([*cmd, "--config", 'training={"gpus": 4}'], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for rule, b in rule_blocks(proc.stdout):
+        if rule in gpu_rules:
+            assert ("gpu=4" if rule == "train" else "gpu=1") in b and "slurm_partition=gpu" in b, b
 
 
 def test_second_snakemake_in_the_same_directory_is_refused(tmp_path, smoke_config):

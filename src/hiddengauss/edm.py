@@ -89,21 +89,31 @@ class EDMDenoiser(torch.nn.Module):
         return c_skip * x + c_out * f.to(x.dtype)
 
 
+def training_noise(shape, generator: torch.Generator | None = None, p_mean: float = -1.2, p_std: float = 1.2,
+                   device=None, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The random part of one EDM training step for a batch of ``shape`` (B, C, H, W): σ_i with
+    ln σ_i ~ N(P_mean, P_std²) and n_i ~ N(0, I), drawn from ``generator``, σ first, then n."""
+    sigma = sample_training_sigmas(shape[0], p_mean, p_std, generator, device).to(dtype)
+    return sigma, torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+
+
 def edm_loss(denoiser: torch.nn.Module, images: torch.Tensor, generator: torch.Generator | None = None,
              p_mean: float = -1.2, p_std: float = 1.2, augment_labels: torch.Tensor | None = None, *,
-             sigma_data: float | None = None) -> torch.Tensor:  # fmt: skip
+             sigma_data: float | None = None, draws: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
     """Per-image EDM loss, shape (B,): loss_i = λ(σ_i)·Σ_pixels (D(y_i + σ_i·n_i; σ_i) − y_i)².
 
-    ln σ_i ~ N(P_mean, P_std²) and n_i ~ N(0, I), both drawn from ``generator`` (σ first, then n),
-    so a seeded generator makes the loss reproducible. The loss is *summed* over the C·H·W pixels
+    σ_i and n_i come from :func:`training_noise` with ``generator``, or are given as ``draws``
+    (the rows of a larger batch's draws: a data-parallel rank's share of the global batch), so a
+    seeded generator makes the loss reproducible. The loss is *summed* over the C·H·W pixels
     of each image, as in EDM, whose training loop then divides the batch sum by the batch size
     (``loss.sum()/batch``): it is per image, not per pixel, which matters when porting the lr.
     ``sigma_data`` defaults to the denoiser's.
     """
     if sigma_data is None:
         sigma_data = getattr(denoiser, "sigma_data", 0.5)
-    sigma = sample_training_sigmas(images.shape[0], p_mean, p_std, generator, images.device).to(images.dtype)
-    noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+    if draws is None:
+        draws = training_noise(images.shape, generator, p_mean, p_std, images.device, images.dtype)
+    sigma, noise = draws
     s = sigma.reshape(-1, 1, 1, 1)
     denoised = denoiser(images + s * noise, sigma, augment_labels)
     return edm_loss_weight(sigma, sigma_data) * (denoised - images).square().flatten(1).sum(1)

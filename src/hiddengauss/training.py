@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from .augment import AUGMENT_DIM, augment
-from .edm import EDMDenoiser, edm_loss
+from .edm import EDMDenoiser, edm_loss, training_noise
 from .io import atomic_path
 from .networks import build_network, count_parameters
 from .schedules import log_spaced_epochs  # noqa: F401  (re-exported)
@@ -33,6 +34,10 @@ from .schedules import log_spaced_epochs  # noqa: F401  (re-exported)
 log = logging.getLogger("hiddengauss")
 
 CHECKPOINT_FORMAT = 1
+
+
+class TrainingError(RuntimeError):
+    """A rank of a data-parallel training job failed or died (its rank and error in the message)."""
 
 
 class TrainingDivergedError(RuntimeError):
@@ -93,6 +98,7 @@ class Hardware:
     tf32: bool = False
     bf16: bool = False
     compile: bool = False
+    gpus: int = 1  # data-parallel processes (one per GPU; gloo processes on the CPU)
 
 
 def checkpoint_name(epoch: int) -> str:
@@ -217,17 +223,107 @@ def train(
     hardware: Hardware | None = None,
     progress: bool = True,
     max_steps: int | None = None,
+    log_file: str | Path | None = None,
 ) -> list[dict]:
     """Train one run; write a checkpoint for every epoch of ``spec.checkpoint_epochs``.
 
     ``images``: uint8 (N, C, H, W) training subset. Checkpoints are written to ``state_dir``
     (kept when the job dies, so the next attempt resumes from the newest one) and hard-linked
     into ``out_dir`` (the job's declared output). ``max_steps`` stops early (tests of
-    interruption). Returns the loss log (one row per logged interval).
+    interruption). With ``hardware.gpus`` > 1 the run is data-parallel
+    (:func:`train_data_parallel`; rank 0 also logs to ``log_file``). Returns the loss log (one
+    row per logged interval).
     """
+    hardware = hardware or Hardware()
+    if hardware.gpus > 1:
+        return train_data_parallel(spec, images, out_dir, state_dir, hardware, progress, max_steps, log_file)
+    return _train_process(spec, images, out_dir, state_dir, hardware, progress, max_steps)
+
+
+def rank_rows(batch: int, rank: int, world: int) -> tuple[int, int]:
+    """Rows [lo, hi) of a global batch that ``rank`` of ``world`` computes (contiguous, sizes
+    differing by at most one; empty when the batch has fewer rows than ranks)."""
+    base, extra = divmod(batch, world)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
+
+
+def train_data_parallel(spec: TrainSpec, images: np.ndarray, out_dir, state_dir, hardware: Hardware,
+                        progress: bool = True, max_steps: int | None = None, log_file=None) -> list[dict]:  # fmt: skip
+    """One run on ``hardware.gpus`` processes (torch.multiprocessing, one per GPU: NCCL; on the
+    CPU: gloo), each a rank of :class:`~torch.nn.parallel.DistributedDataParallel`.
+
+    Every rank draws the same global batch (indices, augmentation, σ and noise from the same
+    generators) and computes the rows :func:`rank_rows` gives it; the gradient is that of the
+    global batch's loss, so the learning rate, EMA and σ draws mean what they do on one
+    process, and the run differs from it only in the order of floating-point reductions (and,
+    with dropout, in the dropout masks). Rank 0 writes the checkpoints and the loss log. A rank
+    that fails or dies stops the job with TrainingError naming the rank and its error (the
+    other ranks are terminated; the last good checkpoint stays)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    world = int(hardware.gpus)
+    if hardware.device.startswith("cuda") and torch.cuda.device_count() < world:
+        raise ValueError(f"training.gpus is {world} but {torch.cuda.device_count()} CUDA device(s) are visible")
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as sock:  # a free port for the process group's rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = state_dir / f".loss_log-{os.getpid()}.json"
+    shared = torch.from_numpy(np.ascontiguousarray(images)).share_memory_()  # one copy for every rank
+    threads = max(1, torch.get_num_threads() // world)
+    args = (world, port, threads, spec, shared, str(out_dir), str(state_dir), hardware, progress, max_steps, str(result),
+            None if log_file is None else str(log_file))  # fmt: skip
+    try:
+        mp.spawn(_rank_main, args=args, nprocs=world, join=True)
+    except mp.ProcessRaisedException as err:
+        cls = TrainingDivergedError if "TrainingDivergedError" in str(err) else TrainingError
+        raise cls(f"training rank {err.error_index} of {world} failed (the last good checkpoint is kept in "
+                  f"{state_dir}):\n{str(err).strip()}") from None  # fmt: skip
+    except mp.ProcessExitedException as err:
+        raise TrainingError(f"training rank {err.error_index} of {world} died: {err} (the last good checkpoint "
+                            f"is kept in {state_dir})") from None  # fmt: skip
+    loss_log = json.loads(result.read_text())
+    result.unlink()
+    return loss_log
+
+
+def _rank_main(rank, world, port, threads, spec, images, out_dir, state_dir, hardware, progress, max_steps, result,
+               log_file) -> None:  # fmt: skip
+    """One rank of :func:`train_data_parallel` (a spawned process)."""
+    import torch.distributed as dist
+
+    if log_file is not None:  # append to the job's log (rank 0's progress bar too), each line marked with the rank
+        stream = open(log_file, "a", buffering=1)  # noqa: SIM115  (open for the process's lifetime)
+        sys.stderr = stream
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [rank {rank}] %(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(threads)
+    cuda = hardware.device.startswith("cuda")
+    device = f"cuda:{rank}" if cuda else hardware.device
+    if cuda:
+        torch.cuda.set_device(rank)
+    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+    try:
+        loss_log = _train_process(spec, images.numpy(), out_dir, state_dir, dataclasses.replace(hardware, device=device),
+                                  progress and rank == 0, max_steps, rank=rank, world=world)  # fmt: skip
+        if rank == 0:
+            Path(result).write_text(json.dumps(loss_log))
+    finally:
+        dist.destroy_process_group()
+
+
+def _train_process(spec: TrainSpec, images: np.ndarray, out_dir, state_dir, hardware: Hardware, progress: bool,
+                   max_steps: int | None, rank: int = 0, world: int = 1) -> list[dict]:  # fmt: skip
+    """The training loop of one process: the whole run (``world`` = 1), or one rank of it."""
     from tqdm.auto import tqdm
 
-    hardware = hardware or Hardware()
     device = torch.device(hardware.device)
     out_dir, state_dir = Path(out_dir), Path(state_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -246,6 +342,10 @@ def train(
     torch.manual_seed(spec.seed)
     model = build_denoiser(spec).to(device).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
+    if world > 1:  # the same initial weights on every rank; each its own dropout masks
+        import torch.distributed as dist
+
+        torch.manual_seed(spec.seed + 1_000_003 * (rank + 1))
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr, betas=spec.adam_betas, eps=spec.adam_eps)
     gen = torch.Generator(device="cpu").manual_seed(spec.seed + 1)
     noise_gen = torch.Generator(device=device).manual_seed(spec.seed + 2)
@@ -268,9 +368,11 @@ def train(
         opt.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["rng"]["generator"])
         noise_gen.set_state(ckpt["rng"]["noise"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if "cuda" in ckpt["rng"] and device.type == "cuda":
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+        rng = ckpt["rng"]
+        ranks = rng.get("ranks") if world > 1 and len(rng.get("ranks", ())) == world else None
+        torch.set_rng_state(rng["torch"] if ranks is None else ranks[rank]["torch"])
+        if "cuda" in rng and device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"] if ranks is None else ranks[rank]["cuda"], device)
         stream.load(ckpt["rng"]["stream"])
         images_seen, step, loss_log = int(ckpt["images_seen"]), int(ckpt["step"]), list(ckpt["loss_log"])
         log.info("resuming from %s (epoch %d, %d images seen)", resume.name, ckpt["epoch"], images_seen)
@@ -282,16 +384,18 @@ def train(
         spec.total_images, spec.batch_size, n_params, device,
     )  # fmt: skip
 
-    step_fn = torch.compile(model) if hardware.compile else model
+    step_fn = model
+    if world > 1:  # gradients all-reduced (averaged) over the ranks during the backward pass
+        step_fn = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_fn = torch.compile(step_fn) if hardware.compile else step_fn
     pending = [e for e in grid if e * spec.n_images > images_seen]
     for e in grid:  # re-link checkpoints written before an interruption
-        if e * spec.n_images <= images_seen and (state_dir / checkpoint_name(e)).exists():
+        if rank == 0 and e * spec.n_images <= images_seen and (state_dir / checkpoint_name(e)).exists():
             _link(state_dir / checkpoint_name(e), out_dir / checkpoint_name(e))
 
-    import sys
-
     interval = 1.0 if sys.stderr.isatty() else 30.0  # keep log files short
-    bar = tqdm(total=spec.total_images, initial=images_seen, unit="img", unit_scale=True, disable=not progress, mininterval=interval)
+    bar = tqdm(total=spec.total_images, initial=images_seen, unit="img", unit_scale=True, disable=not progress or rank > 0,
+               mininterval=interval)  # fmt: skip
     # no host sync per step: the loss sum and the first non-finite loss stay on the device and are
     # read at log points and before every checkpoint (so a checkpoint is only written while finite)
     window, window_n, t0 = torch.zeros((), dtype=torch.float64, device=device), 0, time.time()
@@ -310,15 +414,25 @@ def train(
             y, labels = augment(y, spec.augment_p, noise_gen)
         for g in opt.param_groups:
             g["lr"] = lr_at(spec, images_seen)
+        # the global batch's draws on every rank; this rank's rows of it (a rank with none
+        # computes one row with weight 0, so that every rank joins the gradient all-reduce)
+        sigma, noise = training_noise(y.shape, noise_gen, spec.p_mean, spec.p_std, device, y.dtype)
+        lo, hi = rank_rows(batch, rank, world)
+        weight = 1.0 if hi > lo else 0.0
+        lo, hi = (lo, hi) if hi > lo else (0, 1)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=hardware.bf16):
-            loss = edm_loss(step_fn, y, generator=noise_gen, p_mean=spec.p_mean, p_std=spec.p_std,
-                            augment_labels=labels, sigma_data=spec.sigma_data)  # fmt: skip
-        loss = loss.float().sum() / batch
+            per_image = edm_loss(step_fn, y[lo:hi], augment_labels=None if labels is None else labels[lo:hi],
+                                 sigma_data=spec.sigma_data, draws=(sigma[lo:hi], noise[lo:hi]))  # fmt: skip
+        local = per_image.float().sum() * weight / batch
+        loss = local
+        if world > 1:  # the global batch's loss (for the log and the divergence check)
+            loss = local.detach().clone()
+            dist.all_reduce(loss)
         first_bad = (bad_step < 0) & ~torch.isfinite(loss.detach())
         bad_step = torch.where(first_bad, step, bad_step)
         bad_loss = torch.where(first_bad, loss.detach(), bad_loss)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (local * world).backward()  # DDP averages the ranks' gradients: the sum is the global batch's
         for p in model.parameters():
             if p.grad is not None:
                 torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
@@ -350,11 +464,21 @@ def train(
             window, window_n, t0 = torch.zeros_like(window), 0, time.time()
         if images_seen == pending[0] * spec.n_images:
             epoch = pending.pop(0)
+            rng = {**_rng_state(gen, stream, device), "noise": noise_gen.get_state()}
+            if world > 1:  # every rank's dropout RNG (CPU and GPU), so that a resumed run continues each
+                ranks = [None] * world
+                mine = {"torch": torch.get_rng_state()}
+                if device.type == "cuda":
+                    mine["cuda"] = torch.cuda.get_rng_state(device)
+                dist.all_gather_object(ranks, mine)
+                rng["ranks"] = ranks
+            if rank > 0:
+                continue
             payload = {
                 "format": CHECKPOINT_FORMAT, "spec": dataclasses.asdict(spec), "fingerprint": fingerprint,
                 "epoch": epoch, "images_seen": images_seen, "step": step, "n_params": n_params,
                 "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                "rng": {**_rng_state(gen, stream, device), "noise": noise_gen.get_state()},
+                "rng": rng,
                 "loss_log": loss_log, "final_loss": loss_log[-1]["loss"] if loss_log else float("nan"),
             }  # fmt: skip
             save_checkpoint(state_dir / checkpoint_name(epoch), payload)

@@ -15,7 +15,7 @@ rule train:
         "../../envs/hiddengauss.yaml"
     threads: config["training"]["threads"]
     resources:
-        gpu=1,
+        gpu=config["training"]["gpus"],
         mem_mb=16000,
         runtime=2880,
     params:
