@@ -100,9 +100,14 @@ def solver_grid(solvers, steps) -> list[SamplerConfig]:
     return [SamplerConfig(solver=s, steps=int(n)) for s in solvers for n in steps]
 
 
+def final_samples(denoise: Denoiser, z: torch.Tensor, config: SamplerConfig) -> torch.Tensor:
+    """One sampler's final samples from latents z (x_0 = σ_max z)."""
+    return pf_ode_sampler(denoise, z * config.sigma_max, config.sigmas(), config.solver)
+
+
 def step_count_samples(denoise: Denoiser, z: torch.Tensor, configs: list[SamplerConfig]) -> dict[tuple[str, int], torch.Tensor]:
-    """{(solver, steps): final samples} from the same latents z (x_0 = σ_max z) for every config."""
-    return {(c.solver, c.steps): pf_ode_sampler(denoise, z * c.sigma_max, c.sigmas(), c.solver) for c in configs}
+    """{(solver, steps): final samples} from the same latents z for every config."""
+    return {(c.solver, c.steps): final_samples(denoise, z, c) for c in configs}
 
 
 def gaussian_step_limit(gauss, z: torch.Tensor, config: SamplerConfig) -> torch.Tensor:
@@ -120,7 +125,7 @@ def step_count_rows(name: str, denoise: Denoiser, z: torch.Tensor, configs: list
     memorization measures against the training set."""
     rows = []
     for c in configs:
-        x = pf_ode_sampler(denoise, z * c.sigma_max, c.sigmas(), c.solver)
+        x = final_samples(denoise, z, c)
         summary = generalization_summary(x, train)
         for ref_name, ref in references.items():
             rows.append({"denoiser": name, "solver": c.solver, "steps": c.steps, "nfe": nfe(c), "n_samples": int(x.shape[0]),
@@ -139,8 +144,7 @@ def _study_configs(settings: dict) -> list[SamplerConfig]:
 
 
 def _fine_solve(denoise: Denoiser, z: torch.Tensor, settings: dict) -> dict[str, torch.Tensor]:
-    n = settings["reference_steps"]
-    return {FINE: step_count_samples(denoise, z, solver_grid(["heun"], [n]))["heun", n]}
+    return {FINE: final_samples(denoise, z, SamplerConfig(solver="heun", steps=int(settings["reference_steps"])))}
 
 
 def network_step_count(denoise: Denoiser, train: torch.Tensor, seeds, dim: int, settings: dict, device="cpu") -> list[dict]:
