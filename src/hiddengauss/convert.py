@@ -338,7 +338,7 @@ def edm_network(obj, where: str, key: str = "ema") -> ExternalNetwork:
 def _state_dict_weights(sd: dict, where: str) -> dict[str, torch.Tensor]:
     """A loaded state dict's backbone weights under this package's names: EDM names (an
     EDMPrecond's ``model.…`` or a bare backbone's) are mapped, a denoiser's ``net.`` prefix dropped."""
-    if set(sd) == {"net"} or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+    if not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise NetworkMismatchError(f"{where}: not a flat state dict of tensors")
     edm = any(_LEVEL_KEY.fullmatch(k.removeprefix("model.")) for k in sd)
     return {(edm_key(k) if edm else k.removeprefix("net.")): v for k, v in sd.items()}
